@@ -1,0 +1,279 @@
+// goro-anchors: the anchor workloads of shared/anchors/go/main.go, in goro.
+//
+//   goro-anchors <workload> [n]        (n defaults to 1000000)
+//
+// Same command line and the same one-line output as the Go program
+// ("name value unit"), so scripts/compare-go.sh can run both interleaved and
+// print goro/Go ratios. Each workload checks its result the way the Go
+// program panics on a wrong one, and exits 1 with a message if it is wrong.
+//
+// Exit codes: 0 ok, 1 wrong result, 2 usage, 3 workload not implemented yet.
+//
+// Adding a workload: write `int name(long n)` (runs as goro's main goroutine,
+// returns the exit code) and put it in the kWorkloads table below. The
+// channel workloads are listed there with a null function until goro has
+// channels.
+#include <goro/goro.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <cinttypes>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------
+// Reporting, formatted exactly like Go's report().
+
+// Go: fmt.Printf("%s %.1f ms\n", name, float64(el.Microseconds())/1000)
+void report_ms(const char* name, clock_type::time_point start) {
+  const auto el = clock_type::now() - start;
+  // Go's Duration.Microseconds() truncates toward zero, as duration_cast does.
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(el).count();
+  std::printf("%s %.1f ms\n", name, static_cast<double>(us) / 1000);
+  std::fflush(stdout);
+}
+
+// Go: fmt.Printf("%s %.1f ns/op\n", name, float64(el.Nanoseconds())/float64(ops))
+void report_ns(const char* name, clock_type::time_point start, long ops) {
+  const auto el = clock_type::now() - start;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(el).count();
+  std::printf("%s %.1f ns/op\n", name, static_cast<double>(ns) / static_cast<double>(ops));
+  std::fflush(stdout);
+}
+
+int fail(const char* workload, const char* what) {
+  std::fprintf(stderr, "%s: %s\n", workload, what);
+  return 1;
+}
+
+// Resident set size in bytes, from /proc/self/statm (second field, in pages).
+// Returns -1 if it cannot be read.
+long long resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return -1;
+  long long size_pages = 0, resident_pages = 0;
+  const int got = std::fscanf(f, "%lld %lld", &size_pages, &resident_pages);
+  std::fclose(f);
+  if (got != 2) return -1;
+  return resident_pages * static_cast<long long>(sysconf(_SC_PAGESIZE));
+}
+
+// ---------------------------------------------------------------------------
+// Workloads. Each runs as the main goroutine and returns the exit code.
+
+// spawn n goroutines that each signal a wait group; wait.
+int spawn(long n) {
+  const std::int64_t baseline = goro::num_goroutines();
+  goro::wait_group wg;
+  const auto start = clock_type::now();
+  wg.add(static_cast<int>(n));
+  for (long i = 0; i < n; ++i) {
+    goro::go([&wg] { wg.done(); });
+  }
+  wg.wait();
+  report_ns("spawn", start, n);
+
+  // Check (outside the timed part) that every goroutine ran to its end: the
+  // wait group already guarantees each called done() once (a second call
+  // would panic with a negative counter, a missing one would never return);
+  // the goroutine count must also come back to where it was.
+  const auto deadline = clock_type::now() + 10s;
+  std::int64_t alive = goro::num_goroutines();
+  while (alive != baseline && clock_type::now() < deadline) {
+    goro::yield();
+    alive = goro::num_goroutines();
+  }
+  if (alive != baseline) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg,
+                  "bad goroutine count: %" PRId64 " alive 10 s after wait, expected %" PRId64,
+                  alive, baseline);
+    return fail("spawn", msg);
+  }
+  return 0;
+}
+
+// 8 goroutines, each n/8 lock/increment/unlock on a shared counter.
+int mutex(long n) {
+  goro::mutex mu;
+  goro::wait_group wg;
+  long counter = 0;
+  const long per = n / 8;
+  const auto start = clock_type::now();
+  wg.add(8);
+  for (int g = 0; g < 8; ++g) {
+    goro::go([&mu, &wg, &counter, per] {
+      for (long i = 0; i < per; ++i) {
+        mu.lock();
+        ++counter;
+        mu.unlock();
+      }
+      wg.done();
+    });
+  }
+  wg.wait();
+  if (counter != per * 8) {
+    char msg[128];
+    std::snprintf(msg, sizeof msg, "bad count: %ld, expected %ld", counter, per * 8);
+    return fail("mutex", msg);
+  }
+  report_ns("mutex", start, n);
+  return 0;
+}
+
+// n goroutines each sleep (i mod 1000) x 100 us, then signal a wait group.
+int timers(long n) {
+  goro::wait_group wg;
+  // A sample of the goroutines (every 1009th, so all sleep lengths get
+  // sampled) checks that its sleep did not end early; only failures touch the
+  // shared counter, and the sample is too sparse to cost measurable time.
+  std::atomic<long> early{0};
+  const auto start = clock_type::now();
+  wg.add(static_cast<int>(n));
+  for (long i = 0; i < n; ++i) {
+    const auto d = std::chrono::microseconds(100) * (i % 1000);
+    if (i % 1009 == 0) {
+      goro::go([&wg, &early, d] {
+        const auto t0 = clock_type::now();
+        goro::sleep_for(d);
+        if (clock_type::now() - t0 < d) early.fetch_add(1, std::memory_order_relaxed);
+        wg.done();
+      });
+    } else {
+      goro::go([&wg, d] {
+        goro::sleep_for(d);
+        wg.done();
+      });
+    }
+  }
+  wg.wait();
+  const auto elapsed = clock_type::now() - start;
+  if (early.load() != 0) {
+    char msg[128];
+    std::snprintf(msg, sizeof msg, "%ld sampled sleeps returned early", early.load());
+    return fail("timers", msg);
+  }
+  // The longest sleep (999 x 100 us when n >= 1000) bounds the whole run.
+  const long longest = (n >= 1000 ? 999 : n - 1);
+  if (elapsed < std::chrono::microseconds(100) * longest) {
+    return fail("timers", "finished before the longest sleep could have ended");
+  }
+  report_ms("timers", start);
+  return 0;
+}
+
+// n goroutines parked; resident memory growth per goroutine.
+// Go parks them on a channel receive; until goro has channels they park on a
+// wait group that main releases at the end.
+int idle_mem(long n) {
+  goro::wait_group ready;
+  goro::wait_group block;
+  block.add(1);
+  const std::int64_t baseline = goro::num_goroutines();
+  const long long before = resident_bytes();
+  if (before < 0) return fail("idle_mem", "cannot read /proc/self/statm");
+  ready.add(static_cast<int>(n));
+  for (long i = 0; i < n; ++i) {
+    goro::go([&ready, &block] {
+      ready.done();
+      block.wait();
+    });
+  }
+  ready.wait();
+  const long long after = resident_bytes();
+  if (after < 0) return fail("idle_mem", "cannot read /proc/self/statm");
+  const std::int64_t alive = goro::num_goroutines();
+  if (alive < baseline + n) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg,
+                  "bad goroutine count: %" PRId64 " alive, expected at least %" PRId64, alive,
+                  baseline + static_cast<std::int64_t>(n));
+    block.done();
+    return fail("idle_mem", msg);
+  }
+  // Go: fmt.Printf("idle_mem %.0f bytes/goroutine\n", float64(ms.Sys-before)/float64(n))
+  std::printf("idle_mem %.0f bytes/goroutine\n",
+              static_cast<double>(after - before) / static_cast<double>(n));
+  std::fflush(stdout);
+  block.done();
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// The table: name -> workload (null: needs goro channels, not there yet).
+
+struct workload {
+  const char* name;
+  int (*fn)(long n);
+};
+
+constexpr workload kWorkloads[] = {
+    {"skynet", nullptr},         // needs chan
+    {"pingpong", nullptr},       // needs chan
+    {"spsc_buffered", nullptr},  // needs chan
+    {"mpmc", nullptr},           // needs chan
+    {"select2", nullptr},        // needs chan + select
+    {"spawn", &spawn},
+    {"mutex", &mutex},
+    {"timers", &timers},
+    {"idle_mem", &idle_mem},
+};
+
+int usage(const char* argv0) {
+  std::fprintf(stderr, "usage: %s <workload> [n]   (n defaults to 1000000)\nworkloads:", argv0);
+  for (const workload& w : kWorkloads) {
+    std::fprintf(stderr, " %s%s", w.name, w.fn != nullptr ? "" : "(not yet)");
+  }
+  std::fprintf(stderr, "\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* argv0 = argc > 0 ? argv[0] : "goro-anchors";
+  if (argc < 2 || argc > 3) return usage(argv0);
+
+  const workload* w = nullptr;
+  for (const workload& cand : kWorkloads) {
+    if (std::string_view(argv[1]) == cand.name) w = &cand;
+  }
+  if (w == nullptr) {
+    std::fprintf(stderr, "%s: unknown workload '%s'\n", argv0, argv[1]);
+    return usage(argv0);
+  }
+
+  long n = 1000000;
+  if (argc == 3) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(argv[2], &end, 10);
+    // wait_group::add takes an int, so n must fit one.
+    if (errno != 0 || end == argv[2] || *end != '\0' || v < 1 || v > INT_MAX) {
+      std::fprintf(stderr, "%s: n must be an integer in [1, %d], got '%s'\n", argv0, INT_MAX,
+                   argv[2]);
+      return usage(argv0);
+    }
+    n = v;
+  }
+
+  if (w->fn == nullptr) {
+    std::fprintf(stderr, "%s: needs goro channels (not implemented yet)\n", w->name);
+    return 3;
+  }
+
+  auto* fn = w->fn;
+  return goro::run([fn, n]() -> int { return fn(n); });
+}

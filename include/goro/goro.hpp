@@ -1,0 +1,9 @@
+// goro/goro.hpp: everything goro offers, in one include.
+#pragma once
+
+#include "goro/goroutine.hpp"
+#include "goro/mutex.hpp"
+#include "goro/panic.hpp"
+#include "goro/runtime.hpp"
+#include "goro/sleep.hpp"
+#include "goro/wait_group.hpp"

@@ -1,0 +1,43 @@
+// goro/sleep.hpp: pausing the current goroutine (Go's time.Sleep).
+//
+// A sleeping goroutine parks on its P's timer heap; the thread runs other
+// goroutines meanwhile, and an idle thread sleeps exactly until the earliest
+// timer. Durations are measured on the monotonic clock (steady_clock); a
+// sleep_until on another clock is converted to the remaining duration when it
+// is called. A zero or negative duration returns at once, as in Go.
+// On a plain thread these block the thread (std::this_thread::sleep_for).
+//
+// Memory ordering: none beyond program order.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace goro {
+
+namespace detail {
+/// Sleeps until steady_clock reads `deadline_ns` (nanoseconds since its epoch).
+void sleep_until_ns(std::int64_t deadline_ns);
+std::int64_t steady_now_ns() noexcept;
+}  // namespace detail
+
+template <class Rep, class Period>
+void sleep_for(std::chrono::duration<Rep, Period> d) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  if (ns <= 0) return;
+  const std::int64_t now = detail::steady_now_ns();
+  const std::int64_t max = INT64_MAX;
+  detail::sleep_until_ns(ns > max - now ? max : now + static_cast<std::int64_t>(ns));
+}
+
+template <class Clock, class Duration>
+void sleep_until(std::chrono::time_point<Clock, Duration> t) {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    detail::sleep_until_ns(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+  } else {
+    sleep_for(t - Clock::now());
+  }
+}
+
+}  // namespace goro

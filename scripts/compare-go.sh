@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# compare-go.sh: run goro's anchor workloads and Go's, interleaved, and print
+# goro/Go ratios against the project's targets.
+#
+#   bash scripts/compare-go.sh [rounds] [workloads...]
+#
+# rounds defaults to 5; workloads default to those goro-anchors implements
+# (spawn mutex timers idle_mem, and skynet once goro-anchors supports it).
+# Each round runs every workload on goro, then at once on Go, so both see the
+# same machine noise; the table shows each side's median and the median of the
+# per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
+# bytes). Raw per-round values go to build/compare-go.tsv.
+#
+# Environment (all optional):
+#   N=<n>             pass n to both programs (default: their own, 1000000)
+#   GORO_ANCHORS=path use this goro-anchors binary instead of build/release's
+#   GORO_REBUILD=1    run the incremental cmake build even if the binary exists
+#   RUN_TIMEOUT=secs  per-run time limit (default 600)
+#
+# Exit status: 0 when every workload met its target, 1 when one missed or
+# failed, 2 on a usage or setup error.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+go_src="$repo_root/../shared/anchors/go"
+build_dir="$repo_root/build/release"
+tsv="$repo_root/build/compare-go.tsv"
+run_timeout="${RUN_TIMEOUT:-600}"
+
+# Targets: goro/Go ratio to stay at or under.
+declare -A target=(
+  [skynet]=0.33 [spawn]=0.5 [mutex]=0.8 [timers]=0.5 [idle_mem]=1.5
+  [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
+)
+
+die() { echo "compare-go: $*" >&2; exit 2; }
+note() { echo "compare-go: $*" >&2; }
+
+rounds=5
+if [[ $# -gt 0 && "$1" =~ ^[0-9]+$ ]]; then
+  rounds="$1"
+  shift
+fi
+[[ "$rounds" -ge 1 ]] || die "rounds must be at least 1"
+workloads=("$@")
+for w in "${workloads[@]}"; do
+  [[ -n "${target[$w]+x}" ]] || die "unknown workload '$w' (known: ${!target[*]})"
+done
+n_arg=()
+if [[ -n "${N:-}" ]]; then
+  [[ "$N" =~ ^[0-9]+$ ]] || die "N must be a positive integer"
+  n_arg=("$N")
+fi
+
+# --- Go ----------------------------------------------------------------------
+if ! command -v go >/dev/null 2>&1; then
+  note "go not found: installing golang-go"
+  sudo_cmd=()
+  if [[ "$(id -u)" -ne 0 ]]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo_cmd[@]}" apt-get install -y golang-go; then
+    "${sudo_cmd[@]}" apt-get update
+    "${sudo_cmd[@]}" apt-get install -y golang-go
+  fi
+  command -v go >/dev/null 2>&1 || die "go still missing after installing golang-go"
+fi
+[[ -f "$go_src/main.go" ]] || die "Go anchors not found at $go_src"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+# GOTOOLCHAIN=local: never try to download another toolchain.
+(cd "$go_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/goanchor" .) \
+  || die "building the Go anchors failed"
+go_bin="$tmp/goanchor"
+
+# --- goro --------------------------------------------------------------------
+goro_bin="${GORO_ANCHORS:-$build_dir/bench/goro-anchors}"
+if [[ -z "${GORO_ANCHORS:-}" ]]; then
+  if [[ ! -x "$goro_bin" ]]; then
+    note "building goro-anchors (Release) in $build_dir"
+    cmake -S "$repo_root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >&2 \
+      || die "cmake configure failed"
+    cmake --build "$build_dir" -j2 --target goro-anchors >&2 || die "building goro-anchors failed"
+  elif [[ "${GORO_REBUILD:-0}" == 1 ]]; then
+    cmake --build "$build_dir" -j2 --target goro-anchors >&2 || die "building goro-anchors failed"
+  fi
+fi
+[[ -x "$goro_bin" ]] || die "no goro-anchors at $goro_bin"
+
+# Default workloads: goro's implemented ones, plus skynet once it exists there
+# (an unimplemented workload exits 3 at once, before doing any work).
+if [[ ${#workloads[@]} -eq 0 ]]; then
+  workloads=(spawn mutex timers idle_mem)
+  set +e
+  "$goro_bin" skynet 1 >/dev/null 2>&1 </dev/null &
+  probe_pid=$!
+  # A supported skynet starts running: stop the probe, it only had to start.
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$probe_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$probe_pid" 2>/dev/null; then
+    kill "$probe_pid" 2>/dev/null
+    wait "$probe_pid" 2>/dev/null
+    workloads=(skynet "${workloads[@]}")
+  else
+    wait "$probe_pid"
+    probe_rc=$?
+    if [[ $probe_rc -ne 3 ]]; then workloads=(skynet "${workloads[@]}"); fi
+  fi
+  set -e
+fi
+
+# --- runs --------------------------------------------------------------------
+# run_one <binary> <workload>: prints the value; returns the program's status.
+run_one() {
+  local bin="$1" w="$2" out rc
+  set +e
+  out="$(timeout "$run_timeout" "$bin" "$w" "${n_arg[@]}" 2>"$tmp/stderr" </dev/null)"
+  rc=$?
+  set -e
+  if [[ $rc -ne 0 ]]; then
+    cat "$tmp/stderr" >&2
+    return $rc
+  fi
+  # The line is "name value unit".
+  local name value unit
+  read -r name value unit <<<"$(grep -m1 "^$w " <<<"$out" || true)"
+  if [[ "$name" != "$w" || -z "$value" ]]; then
+    note "$bin $w: unexpected output: $out"
+    return 99
+  fi
+  echo "$value $unit"
+}
+
+mkdir -p "$(dirname "$tsv")"
+printf 'round\tworkload\tgoro\tgo\tunit\tratio\n' >"$tsv"
+declare -A skipped=() failed=() units=()
+nproc_="$(nproc 2>/dev/null || echo '?')"
+note "goro: $goro_bin"
+note "go:   $(go version) ($go_bin)"
+note "$rounds round(s) of: ${workloads[*]}${N:+ (n=$N)}; $nproc_ cores"
+
+for ((r = 1; r <= rounds; r++)); do
+  for w in "${workloads[@]}"; do
+    [[ -z "${skipped[$w]+x}" && -z "${failed[$w]+x}" ]] || continue
+    set +e
+    g="$(run_one "$goro_bin" "$w")"
+    rc=$?
+    set -e
+    if [[ $rc -eq 3 ]]; then
+      note "$w: not implemented in goro yet, skipped"
+      skipped[$w]=1
+      continue
+    elif [[ $rc -ne 0 ]]; then
+      note "$w: goro-anchors failed (exit $rc) in round $r"
+      failed[$w]="goro exit $rc"
+      continue
+    fi
+    set +e
+    o="$(run_one "$go_bin" "$w")"
+    rc=$?
+    set -e
+    if [[ $rc -ne 0 ]]; then
+      note "$w: Go failed (exit $rc) in round $r"
+      failed[$w]="go exit $rc"
+      continue
+    fi
+    gv="${g%% *}" gu="${g#* }" ov="${o%% *}" ou="${o#* }"
+    [[ "$gu" == "$ou" ]] || note "$w: units differ: goro '$gu', Go '$ou'"
+    units[$w]="$gu"
+    ratio="$(awk -v a="$gv" -v b="$ov" 'BEGIN { if (b + 0 == 0) print "nan"; else printf "%.6f", a / b }')"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$w" "$gv" "$ov" "$gu" "$ratio" >>"$tsv"
+    note "round $r: $w goro $gv Go $ov $gu (ratio $ratio)"
+  done
+done
+
+# --- table -------------------------------------------------------------------
+# median <tsv column> <workload>
+median() {
+  awk -F'\t' -v col="$1" -v w="$2" 'NR > 1 && $2 == w && $col != "nan" { print $col }' "$tsv" \
+    | sort -g \
+    | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "-"; exit }
+        if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+        s = sprintf("%.6f", m); sub(/0+$/, "", s); sub(/\.$/, "", s)
+        print s
+      }'
+}
+
+status=0
+echo
+printf '%-14s %14s %14s %-16s %9s %7s %s\n' workload goro Go unit goro/Go target ""
+for w in "${workloads[@]}"; do
+  t="${target[$w]}"
+  if [[ -n "${skipped[$w]+x}" ]]; then
+    printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" - - - - "$t" "skipped (not in goro yet)"
+    continue
+  fi
+  if [[ -n "${failed[$w]+x}" && -z "${units[$w]+x}" ]]; then
+    printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" - - - - "$t" "FAIL (${failed[$w]})"
+    status=1
+    continue
+  fi
+  gm="$(median 3 "$w")"
+  om="$(median 4 "$w")"
+  rm_="$(median 6 "$w")"
+  verdict="$(awk -v r="$rm_" -v t="$t" 'BEGIN { print (r != "-" && r + 0 <= t + 0) ? "ok" : "MISS" }')"
+  [[ -z "${failed[$w]+x}" ]] || verdict="$verdict, FAIL in a later round (${failed[$w]})"
+  [[ "$verdict" == ok ]] || status=1
+  rfmt="$(awk -v r="$rm_" 'BEGIN { if (r == "-") print "-"; else printf "%.3f", r }')"
+  printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" "$gm" "$om" "${units[$w]}" "$rfmt" "$t" "$verdict"
+done
+echo
+echo "raw values: $tsv"
+exit $status

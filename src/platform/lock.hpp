@@ -1,0 +1,80 @@
+// The runtime's internal lock (Go's runtime.mutex): a futex-based mutex that
+// spins briefly before sleeping. It blocks the OS thread, never a goroutine,
+// so it is held only for short, non-blocking sections: a goroutine never
+// switches away while holding one, except through park_unlock(), which
+// releases it on the scheduler's stack after the goroutine's context is saved.
+//
+// State word: 0 free, 1 locked, 2 locked and a thread may be asleep on it.
+//
+// Lock order (outer first), checked by review; nothing takes two locks of the
+// same rank except where noted:
+//   1. sema bucket / wait-queue locks of primitives
+//   2. P timer-heap locks
+//   3. sched.lock (global run queue, idle P and M lists)
+//   4. stack pool and allgs locks (leaf)
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "platform/futex.hpp"
+#include "platform/thread_safety.hpp"
+
+namespace goro::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+class GORO_CAPABILITY("mutex") lock_t {
+ public:
+  void lock() GORO_ACQUIRE() {
+    std::uint32_t c = 0;
+    // Acquire pairs with the release store in unlock().
+    if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return;
+    lock_slow();
+  }
+  bool try_lock() GORO_TRY_ACQUIRE(true) {
+    std::uint32_t c = 0;
+    return word_.compare_exchange_strong(c, 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed);
+  }
+  void unlock() GORO_RELEASE() {
+    // Release pairs with the acquiring CAS/exchange in lock()/lock_slow().
+    if (word_.exchange(0, std::memory_order_release) == 2) futex_wake(&word_, 1);
+  }
+
+ private:
+  void lock_slow() {
+    for (int i = 0; i < 64; ++i) {
+      std::uint32_t c = word_.load(std::memory_order_relaxed);
+      if (c == 0 && word_.compare_exchange_weak(c, 1, std::memory_order_acquire,
+                                                std::memory_order_relaxed))
+        return;
+      cpu_relax();
+    }
+    // Mark contended; whoever unlocks sees 2 and wakes one sleeper.
+    while (word_.exchange(2, std::memory_order_acquire) != 0) futex_wait(&word_, 2);
+  }
+
+  std::atomic<std::uint32_t> word_{0};
+};
+
+/// Scoped holder for lock_t.
+class GORO_TSA(scoped_lockable) lock_guard {
+ public:
+  explicit lock_guard(lock_t& l) GORO_ACQUIRE(l) : l_(l) { l_.lock(); }
+  ~lock_guard() GORO_RELEASE() { l_.unlock(); }
+  lock_guard(const lock_guard&) = delete;
+  lock_guard& operator=(const lock_guard&) = delete;
+
+ private:
+  lock_t& l_;
+};
+
+}  // namespace goro::detail

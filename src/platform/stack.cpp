@@ -1,0 +1,246 @@
+// Stack memory: see stack.hpp for the two layouts and why both exist.
+//
+// Concurrency: the pool and the slab cursor are guarded by pool_lock (a leaf
+// lock). guarded_count is an atomic budget counter: reserve with fetch_add,
+// give back with fetch_sub when the reservation fails or a stack is unmapped.
+#include "platform/stack.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "goro/goroutine.hpp"
+#include "platform/lock.hpp"
+
+namespace goro::detail {
+namespace {
+
+constexpr std::size_t min_stack_class = 16 * 1024;
+constexpr std::size_t slab_bytes_target = 4 * 1024 * 1024;
+
+struct pool_class {
+  std::size_t size;
+  std::vector<stack> free;
+};
+
+struct slab {
+  char* base;
+  std::size_t bytes;
+};
+
+struct stack_pool {
+  lock_t lock;
+  std::vector<pool_class> classes GORO_GUARDED_BY(lock);
+  std::vector<slab> slabs GORO_GUARDED_BY(lock);
+  std::vector<stack> guarded_live GORO_GUARDED_BY(lock);  // every guarded stack, for release
+  // The unused part of the current slab of each size class.
+  struct cursor {
+    std::size_t size;
+    char* next;
+    char* end;
+  };
+  std::vector<cursor> cursors GORO_GUARDED_BY(lock);
+};
+
+stack_pool& pool() {
+  static stack_pool* p = new stack_pool;  // never destroyed: used until exit
+  return *p;
+}
+
+// Pairs: fetch_add reserves budget before mmap, fetch_sub returns it.
+std::atomic<std::size_t> guarded_count{0};
+
+std::uint64_t canary_word(const char* at) noexcept {
+  return 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(at);
+}
+
+void write_canary(char* zone) noexcept {
+  for (std::size_t off = 0; off < canary_bytes; off += 8) {
+    std::uint64_t w = canary_word(zone + off);
+    std::memcpy(zone + off, &w, 8);
+  }
+}
+
+bool env_guard_pages_enabled() {
+  const char* v = std::getenv("GORO_GUARD_PAGES");
+  return !(v && v[0] == '0' && v[1] == '\0');
+}
+
+std::size_t compute_budget() {
+  if (!env_guard_pages_enabled()) return 0;
+  long max_maps = 65530;
+  if (FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
+    std::fclose(f);
+  }
+  // Leave room for the program's own mappings (libraries, heap arenas,
+  // thread stacks, slabs): half the headroom above 8192 goes to guarded stacks.
+  const long headroom = max_maps - 8192;
+  return headroom > 0 ? static_cast<std::size_t>(headroom / 4) : 0;
+}
+
+stack alloc_guarded(std::size_t size) noexcept {
+  const std::size_t total = size + guard_bytes;
+  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) return {};
+  char* b = static_cast<char*>(base);
+  if (mprotect(b + guard_bytes, size, PROT_READ | PROT_WRITE) != 0) {
+    munmap(base, total);
+    return {};
+  }
+  stack s;
+  s.lo = b + guard_bytes;
+  s.hi = b + total;
+  s.size = size;
+  s.guarded = true;
+  return s;
+}
+
+stack alloc_from_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
+  stack_pool::cursor* cur = nullptr;
+  for (auto& c : p.cursors)
+    if (c.size == size) cur = &c;
+  if (cur == nullptr || cur->next + size > cur->end) {
+    // New slab: [guard page][page whose last canary_bytes guard stack 0][stacks...]
+    const std::size_t pg = page_size();
+    const std::size_t count = std::max<std::size_t>(1, slab_bytes_target / size);
+    const std::size_t bytes = 2 * pg + count * size;
+    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) return {};
+    char* b = static_cast<char*>(base);
+    mprotect(b, pg, PROT_NONE);
+    try {
+      p.slabs.push_back({b, bytes});
+      if (cur == nullptr) {
+        p.cursors.push_back({size, nullptr, nullptr});
+        cur = &p.cursors.back();
+      }
+    } catch (...) {
+      munmap(base, bytes);
+      return {};
+    }
+    cur->next = b + 2 * pg;
+    cur->end = b + bytes;
+  }
+  // Slot [c, c+size): usable [c, c+size-canary), canary of the next slot at
+  // its top, canary of this slot in the previous slot's top (or the pad page).
+  char* c = cur->next;
+  cur->next += size;
+  stack s;
+  s.lo = c;
+  s.hi = c + size - canary_bytes;
+  s.size = size;
+  s.guarded = false;
+  write_canary(s.lo - canary_bytes);
+  return s;
+}
+
+}  // namespace
+
+std::size_t page_size() noexcept {
+  static const std::size_t pg = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return pg;
+}
+
+std::size_t stack_size_class(std::size_t requested) noexcept {
+  std::size_t c = min_stack_class;
+  while (c < requested && c < (std::size_t{1} << 40)) c <<= 1;
+  return c;
+}
+
+std::size_t default_stack_class() noexcept {
+  static const std::size_t d = [] {
+    std::size_t want = goro::default_stack_size;
+    if (const char* v = std::getenv("GORO_STACK_SIZE")) {
+      char* end = nullptr;
+      unsigned long long n = std::strtoull(v, &end, 10);
+      if (end != v && n > 0) want = static_cast<std::size_t>(n);
+    }
+    return stack_size_class(want);
+  }();
+  return d;
+}
+
+std::size_t guarded_stack_budget() noexcept {
+  static const std::size_t b = compute_budget();
+  return b;
+}
+
+std::size_t guarded_stack_count() noexcept {
+  return guarded_count.load(std::memory_order_relaxed);
+}
+
+stack stack_alloc(std::size_t size) noexcept {
+  stack_pool& p = pool();
+  {
+    lock_guard g(p.lock);
+    for (auto& c : p.classes) {
+      if (c.size == size && !c.free.empty()) {
+        stack s = c.free.back();
+        c.free.pop_back();
+        return s;
+      }
+    }
+  }
+  // Relaxed is enough: the counter only bounds how many mappings we make.
+  if (guarded_count.fetch_add(1, std::memory_order_relaxed) < guarded_stack_budget()) {
+    stack s = alloc_guarded(size);
+    if (s) {
+      lock_guard g(p.lock);
+      try {
+        p.guarded_live.push_back(s);
+      } catch (...) {
+      }
+      return s;
+    }
+  }
+  guarded_count.fetch_sub(1, std::memory_order_relaxed);
+  lock_guard g(p.lock);
+  return alloc_from_slab(p, size);
+}
+
+void stack_free(const stack& s) noexcept {
+  stack_pool& p = pool();
+  lock_guard g(p.lock);
+  try {
+    for (auto& c : p.classes) {
+      if (c.size == s.size) {
+        c.free.push_back(s);
+        return;
+      }
+    }
+    p.classes.push_back({s.size, {s}});
+  } catch (...) {
+    // Out of memory for the free list: the stack's address space leaks, no
+    // more. Nothing refers to it any longer.
+  }
+}
+
+void stack_pool_release() noexcept {
+  stack_pool& p = pool();
+  lock_guard g(p.lock);
+  for (const stack& s : p.guarded_live) munmap(s.lo - guard_bytes, s.size + guard_bytes);
+  guarded_count.fetch_sub(p.guarded_live.size(), std::memory_order_relaxed);
+  for (const slab& sl : p.slabs) munmap(sl.base, sl.bytes);
+  p.guarded_live.clear();
+  p.slabs.clear();
+  p.classes.clear();
+  p.cursors.clear();
+}
+
+bool stack_canary_intact(const stack& s) noexcept {
+  const char* zone = s.lo - canary_bytes;
+  std::uint64_t lowest, highest;
+  std::memcpy(&lowest, zone, 8);
+  std::memcpy(&highest, zone + canary_bytes - 8, 8);
+  return lowest == canary_word(zone) && highest == canary_word(zone + canary_bytes - 8);
+}
+
+}  // namespace goro::detail

@@ -1,0 +1,67 @@
+// Context switch for x86-64 System V.
+//
+// void* goro_switch(void** save_sp, void* load_sp, void* arg)
+//   Pushes the callee-saved registers (rbp, rbx, r12-r15) and the FP control
+//   words (MXCSR and the x87 control word) on the current stack, stores the
+//   stack pointer to *save_sp, loads load_sp, pops the same frame from it and
+//   returns there with arg as the return value. Everything else is
+//   caller-saved in the SysV ABI, so the C++ caller has already spilled it.
+//
+// void goro_trampoline()
+//   First "return address" of a new context made by goro_make_context: calls
+//   entry(arg, data) where entry is in r12 and data in r13 of the initial
+//   frame, and arg is the value handed to goro_switch. entry never returns.
+#if defined(__x86_64__)
+        .text
+        .globl  goro_switch
+        .type   goro_switch, @function
+        .p2align 4
+goro_switch:
+        .cfi_startproc
+        pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        subq    $8, %rsp
+        .cfi_adjust_cfa_offset 8
+        stmxcsr (%rsp)
+        fnstcw  4(%rsp)
+        movq    %rsp, (%rdi)
+        movq    %rsi, %rsp
+        ldmxcsr (%rsp)
+        fldcw   4(%rsp)
+        addq    $8, %rsp
+        popq    %r15
+        popq    %r14
+        popq    %r13
+        popq    %r12
+        popq    %rbx
+        popq    %rbp
+        movq    %rdx, %rax
+        ret
+        .cfi_endproc
+        .size   goro_switch, .-goro_switch
+
+        .globl  goro_trampoline
+        .type   goro_trampoline, @function
+        .p2align 4
+goro_trampoline:
+        .cfi_startproc
+        .cfi_undefined rip          // the outermost frame of a goroutine
+        movq    %rax, %rdi
+        movq    %r13, %rsi
+        xorl    %ebp, %ebp
+        callq   *%r12
+        ud2
+        .cfi_endproc
+        .size   goro_trampoline, .-goro_trampoline
+#endif
+        .section .note.GNU-stack,"",@progbits

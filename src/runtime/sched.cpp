@@ -1,0 +1,1413 @@
+// The scheduler: Go's G/P/M model (runtime/proc.go) in C++.
+//
+// Every M (OS thread) runs m_loop on its own stack, the "g0" context, and
+// switches from there into one goroutine at a time. A goroutine that blocks,
+// yields or exits switches back to g0 with a request in M::action; g0 carries
+// it out *after* the switch, when the goroutine's context is safely saved
+// (that is what makes gopark's unlock-after-save possible).
+//
+// Finding work (find_runnable), in order: due timers of our P; every 61st
+// schedule the global queue first (so it cannot starve); our P's runnext and
+// run queue; the global queue; stealing half of another P's queue (and due
+// timers of other Ps). An M that finds nothing releases its P and sleeps on
+// its futex word.
+//
+// Spinning-thread protocol (Go's "Worker thread parking/unparking"): an M
+// looking for work without having found any is "spinning"; nmspinning counts
+// them. Whoever makes a goroutine runnable calls wakep(), which starts or
+// wakes an M only if there is an idle P and no M is spinning already: a
+// spinner will find the new work. A spinner that finds work stops spinning
+// and, if it was the last, calls wakep() so that the remaining work still has
+// a spinner. A spinner that gives up must first drop nmspinning and *then*
+// look at every queue once more (seq_cst on both sides), or work submitted in
+// between would be seen by nobody. This loses no wake-up, keeps at most
+// about half the busy Ps' worth of threads spinning, and parks every thread
+// when there is nothing to do: an idle runtime burns no CPU.
+//
+// Timers: one parked M at most (timer_m) sleeps with a timeout, until the
+// earliest deadline over all Ps; the others sleep without one. Adding a timer
+// earlier than timer_m_until wakes timer_m (or, if there is none, calls
+// wakep() so that some M will re-evaluate).
+#include "runtime/sched.hpp"
+
+#include <cxxabi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <system_error>
+#include <typeinfo>
+
+#include "goro/runtime.hpp"
+#include "goro/sleep.hpp"
+#include "platform/clock.hpp"
+#include "platform/context.hpp"
+#include "platform/sanitizer.hpp"
+#include "runtime/fault.hpp"
+
+#if GORO_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace goro::detail {
+
+sched_t sched;
+
+namespace {
+
+thread_local M* tls_m = nullptr;
+
+// The P count a run() without run_options::maxprocs uses, if set_maxprocs was
+// called outside run(); 0 otherwise.
+std::atomic<int> default_procs_override{0};
+
+#if defined(__clang__)
+#define GORO_NOIPA __attribute__((noinline))
+#else
+#define GORO_NOIPA __attribute__((noinline, noipa))
+#endif
+
+eh_state* eh_globals() noexcept {
+  return reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
+}
+
+std::uint32_t fastrand(M* m) noexcept {
+  // xorshift64*
+  std::uint64_t x = m->rand_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  m->rand_state = x;
+  return static_cast<std::uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+// ---------------------------------------------------------------------------
+// Local run queues (Go's runqput / runqget / runqgrab / runqsteal).
+//
+// head is advanced by CAS by the owner and by thieves; tail is written only
+// by the owner. Slots are relaxed atomics: a thief may read a slot the owner
+// is about to overwrite, but then its CAS on head fails and it retries.
+
+bool runq_empty(P* p) noexcept {
+  // A goroutine moving from runnext to the queue must not be missed: read
+  // head, tail, runnext, and head again until stable (as Go does).
+  for (;;) {
+    std::uint32_t head = p->runq_head.load(std::memory_order_acquire);
+    std::uint32_t tail = p->runq_tail.load(std::memory_order_acquire);
+    G* next = p->runnext.load(std::memory_order_acquire);
+    if (tail == p->runq_tail.load(std::memory_order_acquire))
+      return head == tail && next == nullptr;
+  }
+}
+
+void globrunq_put_batch(G* first, G* last, std::int32_t n) GORO_REQUIRES(sched.lock) {
+  last->sched_link = nullptr;
+  if (sched.runq_tail != nullptr)
+    sched.runq_tail->sched_link = first;
+  else
+    sched.runq_head = first;
+  sched.runq_tail = last;
+  sched.runq_size.store(sched.runq_size.load(std::memory_order_relaxed) + n,
+                        std::memory_order_release);
+}
+
+// Moves half of p's queue plus g to the global queue. False if a thief got in
+// first (the queue is no longer full: retry the fast path).
+bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
+  constexpr std::uint32_t n = runq_capacity / 2;
+  if (tail - head != runq_capacity) return false;
+  G* batch[n + 1];
+  for (std::uint32_t i = 0; i < n; ++i)
+    batch[i] = p->runq[(head + i) % runq_capacity].load(std::memory_order_relaxed);
+  // Release pairs with thieves' acquire of head: we are done reading slots.
+  if (!p->runq_head.compare_exchange_strong(head, head + n, std::memory_order_release,
+                                            std::memory_order_relaxed))
+    return false;
+  batch[n] = g;
+  for (std::uint32_t i = 0; i < n; ++i) batch[i]->sched_link = batch[i + 1];
+  lock_guard lk(sched.lock);
+  globrunq_put_batch(batch[0], batch[n], static_cast<std::int32_t>(n + 1));
+  return true;
+}
+
+void runqput(P* p, G* g, bool next) noexcept {
+  if (next) {
+    // acq_rel: publishes g (release) and takes ownership of the previous
+    // runnext (acquire, pairs with the exchange that stored it).
+    G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
+    if (old == nullptr) return;
+    g = old;  // kick the previous runnext to the queue
+  }
+  for (;;) {
+    // Acquire pairs with consumers' CAS on head: their slot reads are done.
+    std::uint32_t head = p->runq_head.load(std::memory_order_acquire);
+    std::uint32_t tail = p->runq_tail.load(std::memory_order_relaxed);
+    if (tail - head < runq_capacity) {
+      p->runq[tail % runq_capacity].store(g, std::memory_order_relaxed);
+      // Release pairs with the acquire load of tail in runqget/runqgrab.
+      p->runq_tail.store(tail + 1, std::memory_order_release);
+      return;
+    }
+    if (runqput_slow(p, g, head, tail)) return;
+  }
+}
+
+G* runqget(P* p) noexcept {
+  G* next = p->runnext.load(std::memory_order_relaxed);
+  // Acquire pairs with the exchange in runqput that published next.
+  if (next != nullptr &&
+      p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+    return next;
+  for (;;) {
+    std::uint32_t head = p->runq_head.load(std::memory_order_acquire);
+    std::uint32_t tail = p->runq_tail.load(std::memory_order_acquire);
+    if (tail == head) return nullptr;
+    G* g = p->runq[head % runq_capacity].load(std::memory_order_relaxed);
+    // Release: our slot read is done before the owner may reuse the slot.
+    if (p->runq_head.compare_exchange_weak(head, head + 1, std::memory_order_release,
+                                           std::memory_order_relaxed))
+      return g;
+  }
+}
+
+// Copies up to half of victim's queue into dst's ring starting at dst_tail.
+std::uint32_t runqgrab(P* victim, P* dst, std::uint32_t dst_tail, bool steal_next) noexcept {
+  for (;;) {
+    std::uint32_t head = victim->runq_head.load(std::memory_order_acquire);
+    std::uint32_t tail = victim->runq_tail.load(std::memory_order_acquire);
+    std::uint32_t n = tail - head;
+    n -= n / 2;
+    if (n == 0) {
+      if (!steal_next) return 0;
+      G* next = victim->runnext.load(std::memory_order_acquire);
+      if (next == nullptr) return 0;
+      // The victim is probably about to run it (a goroutine just readied it
+      // and is about to block): give it a moment, as Go does, so a ping-pong
+      // pair is not split across threads.
+      for (int i = 0; i < 300 && victim->runnext.load(std::memory_order_relaxed) == next; ++i)
+        cpu_relax();
+      if (!victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire,
+                                                   std::memory_order_relaxed))
+        continue;
+      dst->runq[dst_tail % runq_capacity].store(next, std::memory_order_relaxed);
+      return 1;
+    }
+    if (n > runq_capacity / 2) continue;  // read an inconsistent head/tail pair
+    for (std::uint32_t i = 0; i < n; ++i) {
+      G* g = victim->runq[(head + i) % runq_capacity].load(std::memory_order_relaxed);
+      dst->runq[(dst_tail + i) % runq_capacity].store(g, std::memory_order_relaxed);
+    }
+    // acq_rel: release our slot reads to the victim, acquire its latest head.
+    if (victim->runq_head.compare_exchange_strong(head, head + n, std::memory_order_acq_rel,
+                                                  std::memory_order_relaxed))
+      return n;
+  }
+}
+
+G* runqsteal(P* p, P* victim, bool steal_next) noexcept {
+  std::uint32_t tail = p->runq_tail.load(std::memory_order_relaxed);
+  std::uint32_t n = runqgrab(victim, p, tail, steal_next);
+  if (n == 0) return nullptr;
+  --n;
+  G* g = p->runq[(tail + n) % runq_capacity].load(std::memory_order_relaxed);
+  if (n == 0) return g;
+  // Release pairs with consumers' acquire of tail.
+  p->runq_tail.store(tail + n, std::memory_order_release);
+  return g;
+}
+
+// Global queue: takes up to a fair share for p, returns one and puts the rest
+// on p's local queue.
+G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
+  std::int32_t size = sched.runq_size.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  std::int32_t n = size / std::max(1, sched.nprocs.load(std::memory_order_relaxed)) + 1;
+  n = std::min(n, size);
+  if (max > 0) n = std::min(n, max);
+  n = std::min<std::int32_t>(n, runq_capacity / 2);
+  sched.runq_size.store(size - n, std::memory_order_relaxed);
+  G* g = sched.runq_head;
+  sched.runq_head = g->sched_link;
+  for (std::int32_t i = 1; i < n; ++i) {
+    G* h = sched.runq_head;
+    sched.runq_head = h->sched_link;
+    runqput(p, h, false);
+  }
+  if (sched.runq_head == nullptr) sched.runq_tail = nullptr;
+  g->sched_link = nullptr;
+  return g;
+}
+
+// ---------------------------------------------------------------------------
+// Idle Ps and Ms.
+
+void pidle_put(P* p) GORO_REQUIRES(sched.lock) {
+  p->status = pstatus::idle;
+  p->m = nullptr;
+  p->idle_next = sched.pidle;
+  sched.pidle = p;
+  sched.npidle.fetch_add(1, std::memory_order_seq_cst);
+}
+
+P* pidle_get() GORO_REQUIRES(sched.lock) {
+  P* p = sched.pidle;
+  if (p == nullptr) return nullptr;
+  sched.pidle = p->idle_next;
+  p->idle_next = nullptr;
+  p->status = pstatus::running;
+  sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
+  return p;
+}
+
+void acquirep(M* m, P* p) noexcept {
+  m->p = p;
+  p->m = m;
+}
+
+// Takes m off the idle list and hands it p (or nothing: a poke). The caller
+// must call m->park_word wake-up after dropping the lock (notify_wake).
+void notify_locked(M* m, P* p, bool spinning) GORO_REQUIRES(sched.lock) {
+  for (M** link = &sched.midle; *link != nullptr; link = &(*link)->idle_next) {
+    if (*link == m) {
+      *link = m->idle_next;
+      break;
+    }
+  }
+  m->idle_next = nullptr;
+  m->on_idle_list = false;
+  m->next_p = p;
+  m->next_spinning = spinning;
+  if (sched.timer_m == m) {
+    sched.timer_m = nullptr;
+    sched.timer_m_until.store(INT64_MAX, std::memory_order_seq_cst);
+  }
+  // Release pairs with the acquire load in stopm: next_p is visible.
+  m->park_word.store(1, std::memory_order_release);
+}
+
+void notify_wake(M* m) noexcept { futex_wake(&m->park_word, 1); }
+
+void m_main(M* m);
+
+M* new_m_struct() {
+  M* m = new M;
+  lock_guard lk(sched.lock);
+  m->id = static_cast<int>(sched.allm.size());
+  m->rand_state = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(m->id + 1) | 1;
+  sched.allm.push_back(m);
+  return m;
+}
+
+[[noreturn]] void fatal_plain(const char* msg) noexcept {
+  std::fprintf(stderr, "fatal error: %s\n", msg);
+  std::fflush(stderr);
+  _exit(2);
+}
+
+// Starts an M to run p (spinning if asked).
+void startm(P* p, bool spinning) noexcept {
+  M* m = nullptr;
+  {
+    lock_guard lk(sched.lock);
+    m = sched.midle;
+    if (m != nullptr) notify_locked(m, p, spinning);
+  }
+  if (m != nullptr) {
+    notify_wake(m);
+    return;
+  }
+  try {
+    M* nm = new_m_struct();
+    nm->next_p = p;
+    nm->next_spinning = spinning;
+    nm->thread = std::thread(m_main, nm);
+  } catch (...) {
+    fatal_plain("runtime: failed to create new OS thread");
+  }
+}
+
+// Makes sure some M will look for the work just made runnable: wakes one if
+// there is an idle P and nobody is spinning.
+void wakep() noexcept {
+  if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
+  if (sched.nmspinning.load(std::memory_order_seq_cst) != 0) return;
+  std::int32_t zero = 0;
+  if (!sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
+  P* p;
+  {
+    lock_guard lk(sched.lock);
+    p = pidle_get();
+  }
+  if (p == nullptr) {
+    sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  startm(p, true);
+}
+
+void reset_spinning(M* m) noexcept {
+  m->spinning = false;
+  // The last spinner to find work wakes another, so leftover work is seen.
+  if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) == 1) wakep();
+}
+
+// ---------------------------------------------------------------------------
+// Timers.
+
+std::int64_t earliest_timer() noexcept {
+  std::int64_t best = 0;
+  const int n = sched.nallp.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    std::int64_t w = sched.allp[i]->timers.earliest();
+    if (w != 0 && (best == 0 || w < best)) best = w;
+  }
+  return best;
+}
+
+// Runs the due timers of pp. Returns true if any fired.
+bool run_timers(P* pp, std::int64_t now) noexcept {
+  const std::int64_t first = pp->timers.earliest();
+  if (first == 0 || first > now) return false;
+  bool fired = false;
+  for (;;) {
+    timer* batch[32];
+    int n = 0;
+    pp->timers.lock.lock();
+    while (n < 32) {
+      timer* t = pp->timers.pop_expired(now);
+      if (t == nullptr) break;
+      batch[n++] = t;
+    }
+    pp->timers.lock.unlock();
+    for (int i = 0; i < n; ++i) batch[i]->fire(batch[i]);
+    fired |= n > 0;
+    if (n < 32) return fired;
+  }
+}
+
+bool run_all_timers(std::int64_t now) noexcept {
+  bool fired = false;
+  const int n = sched.nallp.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) fired |= run_timers(sched.allp[i], now);
+  return fired;
+}
+
+// A timer due at `when` was just added: make sure some M will wake for it.
+void timer_added(std::int64_t when) noexcept {
+  // seq_cst fence: our heap insert (when0 store) must be ordered before the
+  // loads below, against an M that drops nmspinning and then rescans timers.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::int64_t until = sched.timer_m_until.load(std::memory_order_seq_cst);
+  if (when >= until) return;
+  if (until == INT64_MAX) {
+    wakep();
+    return;
+  }
+  M* woken = nullptr;
+  {
+    lock_guard lk(sched.lock);
+    if (sched.timer_m != nullptr && when < sched.timer_m_until.load(std::memory_order_relaxed)) {
+      woken = sched.timer_m;
+      notify_locked(woken, nullptr, false);
+    }
+  }
+  if (woken != nullptr) notify_wake(woken);
+}
+
+// ---------------------------------------------------------------------------
+// Switching.
+
+void g_entry(void* arg, void* data);
+
+// On g0: run g until it switches back to us.
+void run_g(M* m, G* g) noexcept {
+  m->curg = g;
+  g->m.store(m, std::memory_order_relaxed);
+  eh_state* eh = eh_globals();
+  m->g0_eh = *eh;
+  *eh = g->eh;
+#if GORO_ASAN
+  __sanitizer_start_switch_fiber(&m->g0_asan_fake, g->stk.lo,
+                                 static_cast<std::size_t>(g->stk.hi - g->stk.lo));
+#endif
+#if GORO_TSAN
+  __tsan_switch_to_fiber(g->tsan_fiber, 0);
+#endif
+  goro_switch(&m->g0_sp, g->sp, nullptr);
+#if GORO_ASAN
+  __sanitizer_finish_switch_fiber(m->g0_asan_fake, nullptr, nullptr);
+#endif
+  // The goroutine restored our exception state before switching back.
+  m->curg = nullptr;
+}
+
+// On a goroutine: switch to the scheduler context of the M running it. Returns
+// when the goroutine is resumed, possibly by another M.
+void switch_to_g0(G* g, M* m, bool exiting) noexcept {
+  eh_state* eh = eh_globals();
+  g->eh = *eh;
+  *eh = m->g0_eh;
+#if GORO_ASAN
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &g->asan_fake_stack, m->g0_stack_bottom,
+                                 m->g0_stack_size);
+#else
+  (void)exiting;
+#endif
+#if GORO_TSAN
+  __tsan_switch_to_fiber(m->g0_tsan_fiber, 0);
+#endif
+  goro_switch(&g->sp, m->g0_sp, nullptr);
+#if GORO_ASAN
+  M* now_on = current_m();
+  __sanitizer_finish_switch_fiber(g->asan_fake_stack, &now_on->g0_stack_bottom,
+                                  &now_on->g0_stack_size);
+#endif
+}
+
+[[noreturn]] void goexit(G* g) noexcept {
+  M* m = current_m();
+  m->action = after_switch::exit;
+  switch_to_g0(g, m, true);
+  __builtin_unreachable();
+}
+
+void g_entry(void*, void* data) {
+  G* g = static_cast<G*>(data);
+#if GORO_ASAN
+  {
+    M* m = current_m();
+    __sanitizer_finish_switch_fiber(nullptr, &m->g0_stack_bottom, &m->g0_stack_size);
+  }
+#endif
+  try {
+    g->ops->run(g->closure);
+  } catch (...) {
+    fatal_escaped_exception(g);
+  }
+  g->ops->destroy(g->closure);
+  goexit(g);
+}
+
+// ---------------------------------------------------------------------------
+// G records and stacks.
+
+void free_closure(G* g) noexcept {
+  if (g->heap_closure) ::operator delete(g->closure, std::align_val_t{16});
+  g->closure = nullptr;
+  g->heap_closure = false;
+  g->ops = nullptr;
+}
+
+void release_stack(P* p, G* g) noexcept {
+  if (!g->stk) return;
+  if (p != nullptr && g->stk.size == default_stack_class() &&
+      p->nstack_cache < static_cast<int>(std::size(p->stack_cache))) {
+    p->stack_cache[p->nstack_cache++] = g->stk;
+  } else {
+    stack_free(g->stk);
+  }
+  g->stk = {};
+}
+
+stack acquire_stack(P* p, std::size_t size_class) noexcept {
+  if (p != nullptr && size_class == default_stack_class() && p->nstack_cache > 0)
+    return p->stack_cache[--p->nstack_cache];
+  return stack_alloc(size_class);
+}
+
+void gfree_put(P* p, G* g) noexcept {
+  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  g->sched_link = p->gfree;
+  p->gfree = g;
+  if (++p->ngfree < 64) return;
+  // Move half to the global list.
+  G* first = nullptr;
+  G* last = nullptr;
+  for (int i = 0; i < 32; ++i) {
+    G* x = p->gfree;
+    p->gfree = x->sched_link;
+    x->sched_link = first;
+    if (first == nullptr) last = x;
+    first = x;
+  }
+  p->ngfree -= 32;
+  lock_guard lk(sched.gfree_lock);
+  last->sched_link = sched.gfree;
+  sched.gfree = first;
+}
+
+G* gfree_get(P* p) {
+  if (p != nullptr && p->gfree == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    while (p->ngfree < 32 && sched.gfree != nullptr) {
+      G* x = sched.gfree;
+      sched.gfree = x->sched_link;
+      x->sched_link = p->gfree;
+      p->gfree = x;
+      ++p->ngfree;
+    }
+  }
+  if (p != nullptr && p->gfree != nullptr) {
+    G* g = p->gfree;
+    p->gfree = g->sched_link;
+    --p->ngfree;
+    g->sched_link = nullptr;
+    return g;
+  }
+  if (p == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    if (G* g = sched.gfree) {
+      sched.gfree = g->sched_link;
+      g->sched_link = nullptr;
+      return g;
+    }
+  }
+  G* g = new G;
+  lock_guard lk(sched.allgs_lock);
+  try {
+    sched.allgs.push_back(g);
+  } catch (...) {
+    delete g;
+    throw;
+  }
+  return g;
+}
+
+std::uint64_t new_goid(P* p) noexcept {
+  if (p == nullptr) return sched.next_goid.fetch_add(1, std::memory_order_relaxed);
+  if (p->goid_next == p->goid_end) {
+    constexpr std::uint64_t batch = 16;
+    p->goid_next = sched.next_goid.fetch_add(batch, std::memory_order_relaxed);
+    p->goid_end = p->goid_next + batch;
+  }
+  return p->goid_next++;
+}
+
+// On g0, before g's first run: give it a stack and an initial frame.
+void start_g(M* m, G* g) noexcept {
+  if (g->stk && g->stk.size != g->stack_class) release_stack(m->p, g);
+  if (!g->stk) {
+    g->stk = acquire_stack(m->p, g->stack_class);
+    if (!g->stk) fatal_plain("runtime: out of memory: cannot allocate a goroutine stack");
+  }
+#if GORO_ASAN
+  __asan_unpoison_memory_region(g->stk.lo, static_cast<std::size_t>(g->stk.hi - g->stk.lo));
+#endif
+#if GORO_TSAN
+  g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  g->sp = make_context(g->stk.hi, &g_entry, g);
+  g->started = true;
+}
+
+// On g0, after g exited.
+void destroy_g(M* m, G* g) noexcept {
+#if GORO_TSAN
+  __tsan_destroy_fiber(g->tsan_fiber);
+  g->tsan_fiber = nullptr;
+#endif
+  g->status.store(gstatus::dead, std::memory_order_relaxed);
+  g->m.store(nullptr, std::memory_order_relaxed);
+  free_closure(g);
+  g->started = false;
+  g->sp = nullptr;
+  g->eh = {};
+  g->asan_fake_stack = nullptr;
+  P* p = m->p;
+  // Relaxed load + store: only the owner writes its counters.
+  p->exited.store(p->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  const bool was_main = g->is_main;
+  g->is_main = false;
+  release_stack(p, g);
+  gfree_put(p, g);
+  if (was_main) {
+    // Go's main returned: stop every M.
+    sched.stopping.store(true, std::memory_order_seq_cst);
+    std::vector<M*> woken;
+    {
+      lock_guard lk(sched.lock);
+      while (M* idle = sched.midle) {
+        notify_locked(idle, nullptr, false);
+        woken.push_back(idle);
+      }
+    }
+    for (M* w : woken) notify_wake(w);
+  }
+}
+
+void check_stack(G* g) noexcept {
+  if (static_cast<char*>(g->sp) < g->stk.lo ||
+      (!g->stk.guarded && !stack_canary_intact(g->stk)))
+    fatal_goroutine_stack_overflow(g);
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler loop.
+
+void retire_p(M* m) noexcept;
+
+// Looks for stealable work on other Ps; also runs their due timers.
+G* steal_work(M* m, P* p) noexcept {
+  const int n = sched.nallp.load(std::memory_order_acquire);
+  constexpr int tries = 4;
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    const bool last = attempt == tries - 1;
+    const std::uint32_t start = fastrand(m);
+    for (int k = 0; k < n; ++k) {
+      if (sched.stopping.load(std::memory_order_relaxed)) return nullptr;
+      P* victim = sched.allp[(start + static_cast<std::uint32_t>(k)) % static_cast<std::uint32_t>(n)];
+      if (victim == p) continue;
+      if (last && run_timers(victim, nanotime())) {
+        if (G* g = runqget(p)) return g;
+      }
+      if (G* g = runqsteal(p, victim, last)) return g;
+    }
+  }
+  return nullptr;
+}
+
+// Sleeps until handed a P, poked, or (if until != 0) the deadline passes.
+void stopm(M* m, std::int64_t until) noexcept {
+  bool timed = false;
+  {
+    lock_guard lk(sched.lock);
+    if (sched.stopping.load(std::memory_order_relaxed)) return;
+    m->park_word.store(0, std::memory_order_relaxed);
+    m->next_p = nullptr;
+    m->idle_next = sched.midle;
+    sched.midle = m;
+    m->on_idle_list = true;
+    if (until != 0 && until < sched.timer_m_until.load(std::memory_order_relaxed)) {
+      if (M* old = sched.timer_m) {
+        // Demote the previous timer M: it would wake later than needed.
+        sched.timer_m = nullptr;
+        (void)old;
+      }
+      sched.timer_m = m;
+      sched.timer_m_until.store(until, std::memory_order_seq_cst);
+      timed = true;
+    }
+  }
+  for (;;) {
+    std::int64_t timeout = -1;
+    if (timed) {
+      const std::int64_t now = nanotime();
+      if (now >= until) break;
+      timeout = until - now;
+    }
+    futex_wait(&m->park_word, 0, timeout);
+    // Acquire pairs with the release store in notify_locked.
+    if (m->park_word.load(std::memory_order_acquire) == 1) break;
+  }
+  P* p;
+  bool spinning;
+  {
+    lock_guard lk(sched.lock);
+    if (m->on_idle_list) {
+      // Timed out: nobody took us off the list.
+      for (M** link = &sched.midle; *link != nullptr; link = &(*link)->idle_next) {
+        if (*link == m) {
+          *link = m->idle_next;
+          break;
+        }
+      }
+      m->on_idle_list = false;
+      m->idle_next = nullptr;
+    }
+    if (sched.timer_m == m) {
+      sched.timer_m = nullptr;
+      sched.timer_m_until.store(INT64_MAX, std::memory_order_seq_cst);
+    }
+    p = m->next_p;
+    spinning = m->next_spinning;
+    m->next_p = nullptr;
+    m->next_spinning = false;
+  }
+  if (p != nullptr) {
+    acquirep(m, p);
+    m->spinning = spinning;
+  }
+}
+
+// Blocks until there is a goroutine to run; nullptr once the runtime stops.
+G* find_runnable(M* m) noexcept {
+  for (;;) {
+    if (sched.stopping.load(std::memory_order_acquire)) return nullptr;
+    P* p = m->p;
+    if (p == nullptr) {
+      // Woken without a P (a timer deadline or a poke): take an idle one if
+      // there is one, else sleep until someone hands us one.
+      {
+        lock_guard lk(sched.lock);
+        p = pidle_get();
+      }
+      if (p == nullptr) {
+        stopm(m, 0);
+        continue;
+      }
+      acquirep(m, p);
+    }
+    if (p->id >= sched.nprocs.load(std::memory_order_acquire)) {
+      retire_p(m);
+      continue;
+    }
+    if (p->timers.earliest() != 0) run_timers(p, nanotime());
+
+    if (p->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_acquire) > 0) {
+      lock_guard lk(sched.lock);
+      if (G* g = globrunq_get(p, 1)) return g;
+    }
+    if (G* g = runqget(p)) return g;
+    if (sched.runq_size.load(std::memory_order_acquire) > 0) {
+      lock_guard lk(sched.lock);
+      if (G* g = globrunq_get(p, 0)) return g;
+    }
+    const std::int32_t busy = sched.nprocs.load(std::memory_order_relaxed) -
+                              sched.npidle.load(std::memory_order_relaxed);
+    if (m->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
+      if (!m->spinning) {
+        m->spinning = true;
+        sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+      if (G* g = steal_work(m, p)) return g;
+    }
+    if (run_all_timers(nanotime())) continue;
+
+    // Nothing to do: give up the P.
+    {
+      lock_guard lk(sched.lock);
+      if (sched.stopping.load(std::memory_order_relaxed)) return nullptr;
+      if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
+        if (G* g = globrunq_get(p, 0)) return g;
+      }
+      if (!runq_empty(p)) continue;
+      m->p = nullptr;
+      pidle_put(p);
+    }
+    const bool was_spinning = m->spinning;
+    if (m->spinning) {
+      m->spinning = false;
+      // seq_cst: drop nmspinning, *then* look at every queue again.
+      sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    // Re-check everything now that we hold no P and are not spinning.
+    P* again = nullptr;
+    {
+      lock_guard lk(sched.lock);
+      if (sched.runq_size.load(std::memory_order_relaxed) > 0) again = pidle_get();
+    }
+    if (again == nullptr) {
+      const int n = sched.nallp.load(std::memory_order_acquire);
+      for (int i = 0; i < n && again == nullptr; ++i) {
+        P* other = sched.allp[i];
+        if (other->id < sched.nprocs.load(std::memory_order_relaxed) && !runq_empty(other)) {
+          lock_guard lk(sched.lock);
+          again = pidle_get();
+          break;
+        }
+      }
+    }
+    if (again != nullptr) {
+      acquirep(m, again);
+      if (was_spinning) {
+        m->spinning = true;
+        sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+      }
+      continue;
+    }
+    const std::int64_t until = earliest_timer();
+    if (until != 0 && until <= nanotime()) {
+      // A timer is already due: take a P back and run it.
+      continue;
+    }
+    stopm(m, until);
+  }
+}
+
+void execute(M* m, G* g) noexcept {
+  P* p = m->p;
+  ++p->schedtick;
+  for (;;) {
+    if (!g->started) start_g(m, g);
+    g->status.store(gstatus::running, std::memory_order_relaxed);
+    run_g(m, g);
+    check_stack(g);
+    const after_switch action = m->action;
+    m->action = after_switch::none;
+    switch (action) {
+      case after_switch::park: {
+        bool (*commit)(void*) = m->commit;
+        void* arg = m->commit_arg;
+        m->commit = nullptr;
+        m->commit_arg = nullptr;
+        // Waiting before the commit releases the queue lock: once another M
+        // can find g it may make it runnable at any moment.
+        g->status.store(gstatus::waiting, std::memory_order_release);
+        if (commit != nullptr && !commit(arg)) continue;  // resume g at once
+        return;
+      }
+      case after_switch::yield:
+        g->status.store(gstatus::runnable, std::memory_order_relaxed);
+        runqput(m->p, g, false);
+        return;
+      case after_switch::exit:
+        destroy_g(m, g);
+        return;
+      case after_switch::none:
+        fatal_plain("runtime: goroutine switched to the scheduler without a reason");
+    }
+  }
+}
+
+void schedule_loop(M* m) noexcept {
+  for (;;) {
+    G* g = find_runnable(m);
+    if (g == nullptr) break;
+    if (m->spinning) reset_spinning(m);
+    execute(m, g);
+  }
+  if (m->spinning) {
+    m->spinning = false;
+    sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  if (P* p = m->p) {
+    lock_guard lk(sched.lock);
+    m->p = nullptr;
+    p->m = nullptr;
+  }
+}
+
+// The P held by m has been taken away by set_maxprocs: hand its goroutines
+// and timers to the remaining Ps and give it up.
+void retire_p(M* m) noexcept {
+  P* p = m->p;
+  // Goroutines: to the global queue.
+  G* first = nullptr;
+  G* last = nullptr;
+  std::int32_t n = 0;
+  while (G* g = runqget(p)) {
+    g->sched_link = nullptr;
+    if (last != nullptr)
+      last->sched_link = g;
+    else
+      first = g;
+    last = g;
+    ++n;
+  }
+  // Timers: to P 0, which always stays.
+  std::vector<timer*> moved;
+  {
+    p->timers.lock.lock();
+    while (timer* t = p->timers.pop()) {
+      try {
+        moved.push_back(t);
+      } catch (...) {
+        p->timers.push(t);
+        break;
+      }
+    }
+    p->timers.lock.unlock();
+  }
+  std::int64_t earliest = 0;
+  if (!moved.empty()) {
+    P* dst = sched.allp[0];
+    dst->timers.lock.lock();
+    for (timer* t : moved) {
+      dst->timers.push(t);
+      if (earliest == 0 || t->when < earliest) earliest = t->when;
+    }
+    dst->timers.lock.unlock();
+  }
+  {
+    lock_guard lk(sched.lock);
+    if (n > 0) globrunq_put_batch(first, last, n);
+    p->status = pstatus::retired;
+    p->m = nullptr;
+    m->p = nullptr;
+  }
+  if (m->spinning) {
+    m->spinning = false;
+    sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  if (n > 0) wakep();
+  if (earliest != 0) timer_added(earliest);
+}
+
+struct alt_stack_guard {
+  void* mem = nullptr;
+  stack_t old{};
+};
+
+void m_init_thread(M* m) {
+  tls_m = m;
+#if GORO_TSAN
+  m->g0_tsan_fiber = __tsan_get_current_fiber();
+#endif
+#if GORO_ASAN
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    pthread_attr_getstack(&attr, &addr, &size);
+    m->g0_stack_bottom = addr;
+    m->g0_stack_size = size;
+    pthread_attr_destroy(&attr);
+  }
+#endif
+  m->altstack = install_alt_stack();
+}
+
+void m_main(M* m) {
+  m_init_thread(m);
+  P* p;
+  {
+    lock_guard lk(sched.lock);
+    p = m->next_p;
+    m->next_p = nullptr;
+  }
+  if (p != nullptr) {
+    acquirep(m, p);
+    m->spinning = m->next_spinning;
+  }
+  schedule_loop(m);
+  remove_alt_stack(m->altstack);
+  tls_m = nullptr;
+}
+
+int resolve_procs(const run_options& opts) {
+  int n = opts.maxprocs;
+  if (n <= 0) n = default_procs_override.load(std::memory_order_relaxed);
+  if (n <= 0) {
+    if (const char* v = std::getenv("GORO_MAXPROCS")) {
+      char* end = nullptr;
+      long x = std::strtol(v, &end, 10);
+      if (end != v && x > 0) n = static_cast<int>(std::min<long>(x, max_maxprocs));
+    }
+  }
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::min(n, max_maxprocs);
+}
+
+P* new_p(int id) {
+  P* p = new P;
+  p->id = id;
+  return p;
+}
+
+void teardown() noexcept {
+  // Every M has left its loop. Goroutines still alive are abandoned.
+  std::vector<G*> gs;
+  {
+    lock_guard lk(sched.allgs_lock);
+    gs.swap(sched.allgs);
+  }
+  for (G* g : gs) {
+    const gstatus st = g->status.load(std::memory_order_relaxed);
+    if (st == gstatus::runnable && !g->started && g->ops != nullptr) {
+      g->ops->destroy(g->closure);  // never started: safe to destroy
+      free_closure(g);
+    }
+#if GORO_TSAN
+    if (g->tsan_fiber != nullptr) __tsan_destroy_fiber(g->tsan_fiber);
+#endif
+    delete g;
+  }
+  const int np = sched.nallp.load(std::memory_order_relaxed);
+  for (int i = 0; i < np; ++i) {
+    delete sched.allp[i];
+    sched.allp[i] = nullptr;
+  }
+  std::vector<M*> ms;
+  {
+    lock_guard lk(sched.lock);
+    ms.swap(sched.allm);
+    sched.runq_head = sched.runq_tail = nullptr;
+    sched.pidle = nullptr;
+    sched.midle = nullptr;
+    sched.timer_m = nullptr;
+  }
+  {
+    lock_guard lk(sched.gfree_lock);
+    sched.gfree = nullptr;
+  }
+  for (M* m : ms) delete m;
+  stack_pool_release();
+  sched.runq_size.store(0);
+  sched.npidle.store(0);
+  sched.nmspinning.store(0);
+  sched.timer_m_until.store(INT64_MAX);
+  sched.nprocs.store(0);
+  sched.nallp.store(0);
+  sched.stopping.store(false);
+  sched.next_goid.store(1);
+  sched.extern_created.store(0);
+  sched.extern_exited.store(0);
+}
+
+struct main_closure {
+  void (*fn)(void*);
+  void* arg;
+  static void run(void* p) {
+    auto* c = static_cast<main_closure*>(p);
+    c->fn(c->arg);
+  }
+  static void destroy(void*) noexcept {}
+  static constexpr closure_ops ops{&main_closure::run, &main_closure::destroy};
+};
+
+bool commit_unlock(void* arg) GORO_NO_TSA {
+  static_cast<lock_t*>(arg)->unlock();
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Internal API.
+
+GORO_NOIPA M* current_m() noexcept { return tls_m; }
+
+GORO_NOIPA G* current_g() noexcept {
+  M* m = tls_m;
+  return m != nullptr ? m->curg : nullptr;
+}
+
+const char* wait_reason_string(wait_reason r) noexcept {
+  switch (r) {
+    case wait_reason::none: return "running";
+    case wait_reason::chan_receive: return "chan receive";
+    case wait_reason::chan_send: return "chan send";
+    case wait_reason::select: return "select";
+    case wait_reason::select_no_cases: return "select (no cases)";
+    case wait_reason::sleep: return "sleep";
+    case wait_reason::mutex: return "mutex";
+    case wait_reason::wait_group: return "wait group";
+    case wait_reason::semaphore: return "semaphore";
+    case wait_reason::blocking_call: return "blocking call";
+  }
+  return "unknown";
+}
+
+void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
+  G* g = current_g();
+  M* m = current_m();
+  g->reason = reason;
+  m->action = after_switch::park;
+  m->commit = commit;
+  m->commit_arg = arg;
+  switch_to_g0(g, m, false);
+  g->reason = wait_reason::none;
+}
+
+void gopark_unlock(lock_t& l, wait_reason reason) GORO_NO_TSA {
+  gopark(&commit_unlock, &l, reason);
+}
+
+void goready(G* g) noexcept {
+  g->status.store(gstatus::runnable, std::memory_order_relaxed);
+  M* m = current_m();
+  if (m != nullptr && m->p != nullptr) {
+    runqput(m->p, g, true);
+  } else {
+    lock_guard lk(sched.lock);
+    globrunq_put_batch(g, g, 1);
+  }
+  wakep();
+}
+
+spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t align,
+                       const goro::source_location& site) {
+  if (!sched.running.load(std::memory_order_acquire) ||
+      sched.stopping.load(std::memory_order_relaxed))
+    throw std::logic_error("goro::go: the runtime is not running (spawn inside goro::run)");
+  M* m = current_m();
+  P* p = m != nullptr ? m->p : nullptr;
+  G* g = gfree_get(p);
+  g->id = new_goid(p);
+  g->site = site;
+  const std::size_t n = std::min(opts.name.size(), sizeof(g->name) - 1);
+  if (n != 0) std::memcpy(g->name, opts.name.data(), n);
+  g->name[n] = '\0';
+  g->stack_class =
+      opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
+  g->reason = wait_reason::none;
+  if (align > 16) {
+    if (p != nullptr) gfree_put(p, g);
+    throw std::invalid_argument("goro::go: closure alignment above 16 bytes is not supported");
+  }
+  if (size <= inline_closure_bytes) {
+    g->closure = g->inline_closure;
+    g->heap_closure = false;
+  } else {
+    try {
+      g->closure = ::operator new(size, std::align_val_t{16});
+    } catch (...) {
+      if (p != nullptr) gfree_put(p, g);
+      throw;
+    }
+    g->heap_closure = true;
+  }
+  return {g, g->closure};
+}
+
+void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
+  G* g = static_cast<G*>(slot.g);
+  g->ops = ops;
+  g->started = false;
+  g->sp = nullptr;
+  g->status.store(gstatus::runnable, std::memory_order_relaxed);
+  M* m = current_m();
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p != nullptr) {
+    p->created.store(p->created.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    runqput(p, g, true);
+  } else {
+    sched.extern_created.fetch_add(1, std::memory_order_relaxed);
+    lock_guard lk(sched.lock);
+    globrunq_put_batch(g, g, 1);
+  }
+  wakep();
+}
+
+void spawn_abort(const spawn_slot& slot) noexcept {
+  G* g = static_cast<G*>(slot.g);
+  free_closure(g);
+  M* m = current_m();
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p != nullptr) {
+    gfree_put(p, g);
+  } else {
+    g->status.store(gstatus::idle, std::memory_order_relaxed);
+    lock_guard lk(sched.gfree_lock);
+    g->sched_link = sched.gfree;
+    sched.gfree = g;
+  }
+}
+
+int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
+  if (current_m() != nullptr)
+    throw std::logic_error("goro::run: called from inside the runtime");
+  bool expected = false;
+  if (!sched.running.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
+    throw std::logic_error("goro::run: the runtime is already running");
+  const int n = resolve_procs(opts);
+  install_fault_handler();
+  M* m0 = nullptr;
+  try {
+    for (int i = 0; i < n; ++i) sched.allp[i] = new_p(i);
+    sched.nallp.store(n, std::memory_order_release);
+    sched.nprocs.store(n, std::memory_order_release);
+    m0 = new_m_struct();
+  } catch (...) {
+    for (int i = 0; i < n; ++i) {
+      delete sched.allp[i];
+      sched.allp[i] = nullptr;
+    }
+    sched.nallp.store(0);
+    sched.nprocs.store(0);
+    sched.running.store(false);
+    throw;
+  }
+  {
+    lock_guard lk(sched.lock);
+    for (int i = n - 1; i >= 1; --i) pidle_put(sched.allp[i]);
+    sched.allp[0]->status = pstatus::running;
+  }
+  m_init_thread(m0);
+  acquirep(m0, sched.allp[0]);
+
+  main_closure mc{fn, arg};
+  spawn_slot slot = spawn_begin(spawn_options{.stack_size = 0, .name = "main"},
+                                sizeof(main_closure), alignof(main_closure),
+                                goro::source_location::current());
+  ::new (slot.storage) main_closure(mc);
+  static_cast<G*>(slot.g)->is_main = true;
+  spawn_commit(slot, &main_closure::ops);
+
+  schedule_loop(m0);
+
+  // Main returned. Wait for every other M to leave its loop.
+  std::vector<M*> ms;
+  {
+    lock_guard lk(sched.lock);
+    ms = sched.allm;
+  }
+  for (M* m : ms) {
+    if (m != m0 && m->thread.joinable()) m->thread.join();
+  }
+  remove_alt_stack(m0->altstack);
+  tls_m = nullptr;
+  teardown();
+  sched.running.store(false, std::memory_order_release);
+  return 0;
+}
+
+std::int64_t steady_now_ns() noexcept { return nanotime(); }
+
+namespace {
+void sleep_fire(timer* t) noexcept {
+  goready(static_cast<G*>(t->arg));
+}
+
+struct sleep_commit_arg {
+  lock_t* lock;
+  std::int64_t when;
+};
+
+bool sleep_commit(void* a) GORO_NO_TSA {
+  auto* arg = static_cast<sleep_commit_arg*>(a);
+  const std::int64_t when = arg->when;
+  arg->lock->unlock();
+  timer_added(when);
+  return true;
+}
+}  // namespace
+
+void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
+  G* g = current_g();
+  if (g == nullptr) {
+    timespec ts{static_cast<time_t>(deadline / 1000000000), static_cast<long>(deadline % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+    return;
+  }
+  if (deadline <= nanotime()) return;
+  P* p = current_m()->p;
+  timer& t = g->sleep_timer;
+  t.when = deadline;
+  t.fire = &sleep_fire;
+  t.arg = g;
+  p->timers.lock.lock();
+  try {
+    p->timers.push(&t);
+  } catch (...) {
+    p->timers.lock.unlock();
+    throw;
+  }
+  sleep_commit_arg arg{&p->timers.lock, deadline};
+  gopark(&sleep_commit, &arg, wait_reason::sleep);
+}
+
+}  // namespace goro::detail
+
+// ---------------------------------------------------------------------------
+// Public API.
+
+namespace goro {
+
+using namespace detail;
+
+void yield() {
+  G* g = current_g();
+  if (g == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  M* m = current_m();
+  m->action = after_switch::yield;
+  switch_to_g0(g, m, false);
+}
+
+std::uint64_t goroutine_id() noexcept {
+  G* g = current_g();
+  return g != nullptr ? g->id : 0;
+}
+
+goro::source_location spawn_site() noexcept {
+  G* g = current_g();
+  return g != nullptr ? g->site : goro::source_location{};
+}
+
+bool in_goroutine() noexcept { return current_g() != nullptr; }
+
+int maxprocs() noexcept {
+  if (sched.running.load(std::memory_order_acquire))
+    return sched.nprocs.load(std::memory_order_acquire);
+  return resolve_procs(run_options{});
+}
+
+int set_maxprocs(int n) {
+  if (n < 1 || n > max_maxprocs)
+    throw std::invalid_argument("goro::set_maxprocs: n must be between 1 and 256");
+  if (!sched.running.load(std::memory_order_acquire)) {
+    const int prev = resolve_procs(run_options{});
+    default_procs_override.store(n, std::memory_order_relaxed);
+    return prev;
+  }
+  std::vector<P*> retired_idle;
+  int prev;
+  {
+    lock_guard lk(sched.lock);
+    prev = sched.nprocs.load(std::memory_order_relaxed);
+    if (n == prev) return prev;
+    const int have = sched.nallp.load(std::memory_order_relaxed);
+    for (int i = have; i < n; ++i) sched.allp[i] = new_p(i);
+    if (n > have) sched.nallp.store(n, std::memory_order_release);
+    sched.nprocs.store(n, std::memory_order_seq_cst);
+    if (n > prev) {
+      for (int i = prev; i < n; ++i) {
+        P* p = sched.allp[i];
+        if (p->status == pstatus::retired || i >= have) pidle_put(p);
+      }
+    } else {
+      // Idle Ps above n leave the idle list now; running ones retire when
+      // their M next looks for work (find_runnable).
+      for (P** link = &sched.pidle; *link != nullptr;) {
+        P* p = *link;
+        if (p->id >= n) {
+          *link = p->idle_next;
+          p->idle_next = nullptr;
+          p->status = pstatus::retired;
+          sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
+          retired_idle.push_back(p);
+        } else {
+          link = &p->idle_next;
+        }
+      }
+    }
+  }
+  // Move the timers of Ps retired while idle (their queues are empty).
+  for (P* p : retired_idle) {
+    std::vector<timer*> moved;
+    p->timers.lock.lock();
+    while (timer* t = p->timers.pop()) moved.push_back(t);
+    p->timers.lock.unlock();
+    if (moved.empty()) continue;
+    P* dst = sched.allp[0];
+    std::int64_t earliest = 0;
+    dst->timers.lock.lock();
+    for (timer* t : moved) {
+      dst->timers.push(t);
+      if (earliest == 0 || t->when < earliest) earliest = t->when;
+    }
+    dst->timers.lock.unlock();
+    timer_added(earliest);
+  }
+  if (n > prev) {
+    for (int i = prev; i < n; ++i) wakep();
+  }
+  return prev;
+}
+
+std::int64_t num_goroutines() noexcept {
+  if (!sched.running.load(std::memory_order_acquire)) return 0;
+  std::int64_t total = sched.extern_created.load(std::memory_order_relaxed) -
+                       sched.extern_exited.load(std::memory_order_relaxed);
+  const int n = sched.nallp.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    total += sched.allp[i]->created.load(std::memory_order_relaxed) -
+             sched.allp[i]->exited.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+}  // namespace goro

@@ -1,0 +1,188 @@
+// Scheduler internals: G (goroutine), P (processor), M (OS thread) and the
+// global scheduler state, as in Go's runtime (runtime2.go, proc.go).
+//
+// Invariants:
+//  - A G is in exactly one of: a P's runnext slot, a P's run queue, the global
+//    run queue, running on an M, parked (reachable only from some wait queue
+//    or timer), or free (on a free list). status says which class.
+//  - An M runs goroutines only while it holds a P; there are at most
+//    maxprocs Ps in use. An M without work releases its P to the idle list and
+//    sleeps on its futex word.
+//  - A goroutine's context is saved before any lock guarding a queue it waits
+//    on is released (see park.hpp), so a G found on a queue can always be
+//    resumed.
+//  - Runtime code never keeps a pointer to the current M or P across a
+//    switch: the goroutine may come back on another thread. current_m() and
+//    current_g() re-read thread-local state each call (they are not inlined).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "goro/goroutine.hpp"
+#include "platform/lock.hpp"
+#include "platform/stack.hpp"
+#include "runtime/park.hpp"
+#include "runtime/timer.hpp"
+
+namespace goro::detail {
+
+struct M;
+struct P;
+
+/// The two words of the C++ runtime's per-thread exception state
+/// (__cxa_eh_globals): the chain of caught exceptions and the count of
+/// uncaught ones. Saved and restored per goroutine, so a goroutine may block
+/// inside a catch block and resume on another thread.
+struct eh_state {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+
+enum class gstatus : std::uint32_t { idle, runnable, running, waiting, dead };
+
+inline constexpr std::size_t inline_closure_bytes = 64;
+
+struct G {
+  void* sp = nullptr;           // saved stack pointer while not running
+  stack stk;                    // attached at first run, detached at exit
+  std::size_t stack_class = 0;  // size class this goroutine asked for
+  std::atomic<gstatus> status{gstatus::idle};
+  std::uint64_t id = 0;
+  G* sched_link = nullptr;  // global run queue and free lists
+  std::atomic<M*> m{nullptr};  // M running it, for diagnostics
+
+  const closure_ops* ops = nullptr;
+  void* closure = nullptr;  // inline_closure or a heap block
+  bool heap_closure = false;
+  bool started = false;
+  bool is_main = false;
+
+  goro::source_location site{};
+  char name[48] = {};
+  wait_reason reason = wait_reason::none;
+  std::int64_t wait_since = 0;
+
+  eh_state eh;
+  timer sleep_timer;
+
+  void* asan_fake_stack = nullptr;
+  void* tsan_fiber = nullptr;
+
+  alignas(16) unsigned char inline_closure[inline_closure_bytes];
+};
+
+/// What a goroutine asks its scheduler context to do after switching to it.
+enum class after_switch : std::uint8_t { none, park, yield, exit };
+
+struct M {
+  int id = 0;
+  void* g0_sp = nullptr;  // the scheduler context (this thread's own stack)
+  eh_state g0_eh;
+  G* curg = nullptr;
+  P* p = nullptr;
+  bool spinning = false;
+
+  // Futex note: 0 while asleep, set to 1 by whoever wakes the M (startm hands
+  // it next_p first; a poke leaves next_p null).
+  std::atomic<std::uint32_t> park_word{0};
+  P* next_p = nullptr;  // guarded by sched.lock while the M is idle
+  bool next_spinning = false;
+  M* idle_next = nullptr;  // sched.midle list
+  bool on_idle_list = false;
+
+  // Set by the goroutine right before it switches to g0.
+  after_switch action = after_switch::none;
+  bool (*commit)(void*) = nullptr;
+  void* commit_arg = nullptr;
+
+  std::uint64_t rand_state = 0;
+  std::thread thread;  // not joinable for M0 (the thread that called run)
+
+  const void* g0_stack_bottom = nullptr;
+  std::size_t g0_stack_size = 0;
+  void* g0_asan_fake = nullptr;
+  void* g0_tsan_fiber = nullptr;
+  void* altstack = nullptr;
+};
+
+inline constexpr std::uint32_t runq_capacity = 256;
+
+enum class pstatus : std::uint8_t { idle, running, retired };
+
+struct alignas(64) P {
+  int id = 0;
+  pstatus status = pstatus::idle;  // guarded by sched.lock
+  M* m = nullptr;
+  P* idle_next = nullptr;
+
+  // Local run queue (Go's runq): a ring written only by the owner at tail and
+  // consumed by the owner and by thieves at head, with CAS on head.
+  alignas(64) std::atomic<std::uint32_t> runq_head{0};
+  alignas(64) std::atomic<std::uint32_t> runq_tail{0};
+  std::atomic<G*> runq[runq_capacity];
+  // The goroutine to run next, ahead of the queue: the one just readied by
+  // the running goroutine, so a ping-pong pair stays on one thread.
+  std::atomic<G*> runnext{nullptr};
+
+  std::uint32_t schedtick = 0;  // owner only
+
+  timer_heap timers;
+
+  // Owner-only caches.
+  G* gfree = nullptr;
+  int ngfree = 0;
+  stack stack_cache[32];
+  int nstack_cache = 0;
+  std::uint64_t goid_next = 0, goid_end = 0;
+
+  // Goroutine accounting: written only by the owner (relaxed load + store),
+  // summed by anyone.
+  std::atomic<std::int64_t> created{0};
+  std::atomic<std::int64_t> exited{0};
+};
+
+struct sched_t {
+  lock_t lock;
+  // Global run queue.
+  G* runq_head GORO_GUARDED_BY(lock) = nullptr;
+  G* runq_tail GORO_GUARDED_BY(lock) = nullptr;
+  std::atomic<std::int32_t> runq_size{0};  // written under lock, read anywhere
+  // Idle Ps and Ms.
+  P* pidle GORO_GUARDED_BY(lock) = nullptr;
+  std::atomic<std::int32_t> npidle{0};
+  M* midle GORO_GUARDED_BY(lock) = nullptr;
+  std::atomic<std::int32_t> nmspinning{0};
+  // The M sleeping until the earliest timer, if any, and that deadline.
+  M* timer_m GORO_GUARDED_BY(lock) = nullptr;
+  std::atomic<std::int64_t> timer_m_until{INT64_MAX};
+
+  std::atomic<std::int32_t> nprocs{0};  // Ps in use (GOMAXPROCS)
+  std::atomic<std::int32_t> nallp{0};   // Ps ever created in this run
+  P* allp[256] = {};
+  std::vector<M*> allm GORO_GUARDED_BY(lock);
+
+  std::atomic<bool> running{false};
+  std::atomic<bool> stopping{false};
+  std::atomic<std::uint64_t> next_goid{1};
+  std::atomic<std::int64_t> extern_created{0};  // goroutines spawned off any P
+  std::atomic<std::int64_t> extern_exited{0};
+
+  lock_t gfree_lock;
+  G* gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
+
+  lock_t allgs_lock;
+  std::vector<G*> allgs GORO_GUARDED_BY(allgs_lock);
+};
+
+extern sched_t sched;
+
+M* current_m() noexcept;
+
+[[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept;
+[[noreturn]] void fatal_escaped_exception(G* g) noexcept;
+
+}  // namespace goro::detail

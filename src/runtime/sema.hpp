@@ -1,0 +1,28 @@
+// Runtime semaphores keyed by address (Go's runtime/sema.go): the sleeping
+// half of goro::mutex and goro::wait_group. Keeping the queues in a global
+// table lets those types stay a few words large.
+//
+// Protocol: *addr counts available units. sem_acquire takes one, parking FIFO
+// (or LIFO) in the bucket for addr until sem_release adds one. Each bucket
+// counts its waiters (nwait) so a release with nobody waiting touches no lock:
+// the releaser increments *addr and then loads nwait; a waiter increments
+// nwait and then re-checks *addr; both are sequentially consistent, so at
+// least one of them sees the other (Dekker).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/park.hpp"
+
+namespace goro::detail {
+
+/// Waits until *addr > 0 and decrements it. lifo queues the caller at the
+/// front (a waiter that already waited once, as Go's mutex does).
+void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason);
+
+/// Increments *addr and wakes one waiter. With handoff, the unit goes straight
+/// to the woken waiter and the caller yields to it (mutex starvation mode).
+void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept;
+
+}  // namespace goro::detail

@@ -1,0 +1,79 @@
+// 4-ary min-heap on timer::when; see timer.hpp. A 4-ary heap is shallower
+// than a binary one and its four children share a cache line or two, which is
+// why Go moved to it.
+#include "runtime/timer.hpp"
+
+namespace goro::detail {
+
+void timer_heap::push(timer* t) {
+  heap_.push_back(t);
+  const std::size_t i = heap_.size() - 1;
+  t->heap_index = static_cast<std::int32_t>(i);
+  sift_up(i);
+  publish();
+}
+
+timer* timer_heap::pop() {
+  if (heap_.empty()) return nullptr;
+  timer* t = heap_[0];
+  timer* last = heap_.back();
+  heap_.pop_back();
+  if (!heap_.empty()) {
+    place(0, last);
+    sift_down(0);
+  }
+  t->heap_index = -1;
+  publish();
+  return t;
+}
+
+timer* timer_heap::pop_expired(std::int64_t now) {
+  if (heap_.empty() || heap_[0]->when > now) return nullptr;
+  return pop();
+}
+
+bool timer_heap::remove(timer* t) {
+  const std::int32_t idx = t->heap_index;
+  if (idx < 0 || static_cast<std::size_t>(idx) >= heap_.size() || heap_[idx] != t) return false;
+  const auto i = static_cast<std::size_t>(idx);
+  timer* last = heap_.back();
+  heap_.pop_back();
+  if (i < heap_.size()) {
+    place(i, last);
+    sift_up(i);
+    sift_down(static_cast<std::size_t>(last->heap_index));
+  }
+  t->heap_index = -1;
+  publish();
+  return true;
+}
+
+void timer_heap::sift_up(std::size_t i) {
+  timer* t = heap_[i];
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 4;
+    if (heap_[parent]->when <= t->when) break;
+    place(i, heap_[parent]);
+    i = parent;
+  }
+  place(i, t);
+}
+
+void timer_heap::sift_down(std::size_t i) {
+  const std::size_t n = heap_.size();
+  timer* t = heap_[i];
+  for (;;) {
+    const std::size_t first = 4 * i + 1;
+    if (first >= n) break;
+    std::size_t best = first;
+    const std::size_t last = first + 4 < n ? first + 4 : n;
+    for (std::size_t c = first + 1; c < last; ++c)
+      if (heap_[c]->when < heap_[best]->when) best = c;
+    if (heap_[best]->when >= t->when) break;
+    place(i, heap_[best]);
+    i = best;
+  }
+  place(i, t);
+}
+
+}  // namespace goro::detail

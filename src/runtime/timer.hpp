@@ -1,0 +1,57 @@
+// Per-P timer heaps (Go 1.14+): a 4-ary min-heap of deadlines per P, so timer
+// operations of goroutines on different Ps never contend.
+//
+// Concurrency: a heap is guarded by its own lock; any M may run the expired
+// timers of any P (an idle M sleeping until the earliest deadline does).
+// when0 mirrors the earliest deadline (0 when empty) so other Ms can look
+// without the lock: written under the lock (relaxed is enough; a stale read
+// only makes a sleeper wake early or a checker take the lock for nothing).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "platform/lock.hpp"
+
+namespace goro::detail {
+
+struct timer {
+  std::int64_t when = 0;
+  // Runs with no lock held, on a scheduler context, after the timer has been
+  // removed from its heap.
+  void (*fire)(timer*) noexcept = nullptr;
+  void* arg = nullptr;  // for fire
+  std::int32_t heap_index = -1;  // -1: not in a heap
+};
+
+class timer_heap {
+ public:
+  lock_t lock;
+
+  void push(timer* t) GORO_REQUIRES(lock);
+  /// Removes and returns the earliest timer if its deadline is <= now.
+  timer* pop_expired(std::int64_t now) GORO_REQUIRES(lock);
+  /// Removes and returns the earliest timer, or nullptr.
+  timer* pop() GORO_REQUIRES(lock);
+  bool remove(timer* t) GORO_REQUIRES(lock);
+  std::size_t size() const GORO_REQUIRES(lock) { return heap_.size(); }
+
+  std::int64_t earliest() const noexcept { return when0_.load(std::memory_order_relaxed); }
+
+ private:
+  void sift_up(std::size_t i) GORO_REQUIRES(lock);
+  void sift_down(std::size_t i) GORO_REQUIRES(lock);
+  void publish() GORO_REQUIRES(lock) {
+    when0_.store(heap_.empty() ? 0 : heap_[0]->when, std::memory_order_relaxed);
+  }
+  void place(std::size_t i, timer* t) GORO_REQUIRES(lock) {
+    heap_[i] = t;
+    t->heap_index = static_cast<std::int32_t>(i);
+  }
+
+  std::vector<timer*> heap_ GORO_GUARDED_BY(lock);
+  std::atomic<std::int64_t> when0_{0};
+};
+
+}  // namespace goro::detail
