@@ -2,8 +2,9 @@
 //
 // goro::go(f, args...) starts f(args...) in a new goroutine, as Go's `go`
 // statement does. f and args are decay-copied into the goroutine (like
-// std::thread); a closure of up to 64 bytes is stored inside the goroutine's
-// record, so spawning allocates nothing. Goroutines are stackful and run M:N on
+// std::thread); a closure of up to 64 bytes (and no stricter alignment than
+// std::max_align_t) is stored inside the goroutine's record, so spawning
+// allocates nothing; a larger one takes one heap allocation. Goroutines are stackful and run M:N on
 // the runtime's threads; they move between threads whenever they block, so
 // never hold a reference to a thread_local across a blocking call.
 //

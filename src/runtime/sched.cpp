@@ -501,7 +501,7 @@ void g_entry(void*, void* data) {
 // G records and stacks.
 
 void free_closure(G* g) noexcept {
-  if (g->heap_closure) ::operator delete(g->closure, std::align_val_t{16});
+  if (g->heap_closure) ::operator delete(g->closure, std::align_val_t{g->heap_align});
   g->closure = nullptr;
   g->heap_closure = false;
   g->ops = nullptr;
@@ -571,15 +571,18 @@ G* gfree_get(P* p) {
       return g;
     }
   }
-  G* g = new G;
   lock_guard lk(sched.allgs_lock);
-  try {
-    sched.allgs.push_back(g);
-  } catch (...) {
-    delete g;
-    throw;
+  if (sched.gchunks.empty() || sched.gchunk_used == g_chunk_size) {
+    G* chunk = new G[g_chunk_size];
+    try {
+      sched.gchunks.push_back(chunk);
+    } catch (...) {
+      delete[] chunk;
+      throw;
+    }
+    sched.gchunk_used = 0;
   }
-  return g;
+  return &sched.gchunks.back()[sched.gchunk_used++];
 }
 
 std::uint64_t new_goid(P* p) noexcept {
@@ -1005,21 +1008,25 @@ P* new_p(int id) {
 
 void teardown() noexcept {
   // Every M has left its loop. Goroutines still alive are abandoned.
-  std::vector<G*> gs;
+  std::vector<G*> chunks;
   {
     lock_guard lk(sched.allgs_lock);
-    gs.swap(sched.allgs);
+    chunks.swap(sched.gchunks);
+    sched.gchunk_used = 0;
   }
-  for (G* g : gs) {
-    const gstatus st = g->status.load(std::memory_order_relaxed);
-    if (st == gstatus::runnable && !g->started && g->ops != nullptr) {
-      g->ops->destroy(g->closure);  // never started: safe to destroy
-      free_closure(g);
-    }
+  for (G* chunk : chunks) {
+    for (std::size_t i = 0; i < g_chunk_size; ++i) {
+      G* g = &chunk[i];
+      const gstatus st = g->status.load(std::memory_order_relaxed);
+      if (st == gstatus::runnable && !g->started && g->ops != nullptr) {
+        g->ops->destroy(g->closure);  // never started: safe to destroy
+        free_closure(g);
+      }
 #if GORO_TSAN
-    if (g->tsan_fiber != nullptr) __tsan_destroy_fiber(g->tsan_fiber);
+      if (g->tsan_fiber != nullptr) __tsan_destroy_fiber(g->tsan_fiber);
 #endif
-    delete g;
+    }
+    delete[] chunk;
   }
   const int np = sched.nallp.load(std::memory_order_relaxed);
   for (int i = 0; i < np; ++i) {
@@ -1140,21 +1147,19 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   g->stack_class =
       opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
   g->reason = wait_reason::none;
-  if (align > 16) {
-    if (p != nullptr) gfree_put(p, g);
-    throw std::invalid_argument("goro::go: closure alignment above 16 bytes is not supported");
-  }
-  if (size <= inline_closure_bytes) {
+  if (size <= inline_closure_bytes && align <= alignof(std::max_align_t)) {
     g->closure = g->inline_closure;
     g->heap_closure = false;
   } else {
+    const std::size_t a = std::max<std::size_t>(align, alignof(std::max_align_t));
     try {
-      g->closure = ::operator new(size, std::align_val_t{16});
+      g->closure = ::operator new(size, std::align_val_t{a});
     } catch (...) {
       if (p != nullptr) gfree_put(p, g);
       throw;
     }
     g->heap_closure = true;
+    g->heap_align = a;
   }
   return {g, g->closure};
 }

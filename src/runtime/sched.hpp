@@ -45,6 +45,7 @@ struct eh_state {
 enum class gstatus : std::uint32_t { idle, runnable, running, waiting, dead };
 
 inline constexpr std::size_t inline_closure_bytes = 64;
+inline constexpr std::size_t g_chunk_size = 128;
 
 struct G {
   void* sp = nullptr;           // saved stack pointer while not running
@@ -58,6 +59,7 @@ struct G {
   const closure_ops* ops = nullptr;
   void* closure = nullptr;  // inline_closure or a heap block
   bool heap_closure = false;
+  std::size_t heap_align = 0;  // alignment the heap closure was allocated with
   bool started = false;
   bool is_main = false;
 
@@ -72,7 +74,7 @@ struct G {
   void* asan_fake_stack = nullptr;
   void* tsan_fiber = nullptr;
 
-  alignas(16) unsigned char inline_closure[inline_closure_bytes];
+  alignas(std::max_align_t) unsigned char inline_closure[inline_closure_bytes];
 };
 
 /// What a goroutine asks its scheduler context to do after switching to it.
@@ -174,8 +176,12 @@ struct sched_t {
   lock_t gfree_lock;
   G* gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
 
+  // Every G record of this run, allocated g_chunk_size at a time and never
+  // freed before shutdown (free ones wait on the free lists): the registry
+  // that diagnostics walk.
   lock_t allgs_lock;
-  std::vector<G*> allgs GORO_GUARDED_BY(allgs_lock);
+  std::vector<G*> gchunks GORO_GUARDED_BY(allgs_lock);
+  std::size_t gchunk_used GORO_GUARDED_BY(allgs_lock) = 0;
 };
 
 extern sched_t sched;
