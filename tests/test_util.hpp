@@ -23,6 +23,7 @@
 #include <initializer_list>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -101,8 +102,16 @@ class procs_test : public ::testing::TestWithParam<int> {
   int procs() const { return GetParam(); }
 };
 
+/// prefix followed by the decimal digits of n. (Also dodges GCC 12's bogus
+/// -Wrestrict on `"literal" + std::string` at -O3, GCC PR 105651.)
+inline std::string numbered(std::string_view prefix, long long n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
 inline std::string procs_name(const ::testing::TestParamInfo<int>& info) {
-  return "P" + std::to_string(info.param);
+  return numbered("P", info.param);
 }
 
 /// Matches a string containing every one of the given substrings, in any

@@ -52,6 +52,7 @@
 #include "platform/context.hpp"
 #include "platform/sanitizer.hpp"
 #include "runtime/fault.hpp"
+#include "runtime/sema.hpp"
 
 #if GORO_ASAN
 #include <sanitizer/asan_interface.h>
@@ -1008,6 +1009,7 @@ P* new_p(int id) {
 
 void teardown() noexcept {
   // Every M has left its loop. Goroutines still alive are abandoned.
+  sem_forget_goroutines();
   std::vector<G*> chunks;
   {
     lock_guard lk(sched.allgs_lock);

@@ -136,4 +136,39 @@ void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept {
   if (handed && waiter_is_goroutine && current_g() != nullptr) goro::yield();
 }
 
+void sem_forget_goroutines() noexcept {
+  for (bucket& b : table) {
+    lock_guard lk(b.lock);
+    // Rebuild each address queue from its thread waiters only.
+    sema_waiter** link = &b.heads;
+    while (sema_waiter* head = *link) {
+      sema_waiter* first = nullptr;
+      sema_waiter* last = nullptr;
+      for (sema_waiter* w = head; w != nullptr;) {
+        sema_waiter* next = w->next;
+        if (!w->park.is_goroutine()) {
+          w->prev = last;
+          w->next = nullptr;
+          if (last != nullptr)
+            last->next = w;
+          else
+            first = w;
+          last = w;
+        } else {
+          b.nwait.fetch_sub(1, std::memory_order_relaxed);
+        }
+        w = next;
+      }
+      if (first == nullptr) {
+        *link = head->next_addr;
+        continue;
+      }
+      first->next_addr = head->next_addr;
+      first->tail = last;
+      *link = first;
+      link = &first->next_addr;
+    }
+  }
+}
+
 }  // namespace goro::detail

@@ -25,4 +25,10 @@ void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason
 /// to the woken waiter and the caller yields to it (mutex starvation mode).
 void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept;
 
+/// Drops every goroutine waiter from the table. Called when a runtime shuts
+/// down: its abandoned goroutines' waiter records live on stacks that are
+/// about to be unmapped, and must not be found by a later run(). Waiting
+/// plain threads stay queued.
+void sem_forget_goroutines() noexcept;
+
 }  // namespace goro::detail
