@@ -504,7 +504,7 @@ TEST(goroutine_identity, spawn_site_is_the_go_expression) {
 TEST(goroutine_identity, names_are_copied_and_may_be_long) {
   goro::run(goro::run_options{.maxprocs = 2}, [] {
     goro::wait_group wg;
-    int ran = 0;
+    std::atomic<int> ran{0};  // the first two goroutines may run in parallel
     wg.add(2);
     {
       std::string name = goro_test::numbered("worker-", 17);
