@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <climits>
 #include <cstdint>
@@ -225,10 +225,7 @@ constexpr workload kWorkloads[] = {
     {"spsc_buffered", nullptr},  // needs chan
     {"mpmc", nullptr},           // needs chan
     {"select2", nullptr},        // needs chan + select
-    {"spawn", &spawn},
-    {"mutex", &mutex},
-    {"timers", &timers},
-    {"idle_mem", &idle_mem},
+    {"spawn", &spawn},          {"mutex", &mutex}, {"timers", &timers}, {"idle_mem", &idle_mem},
 };
 
 int usage(const char* argv0) {

@@ -47,8 +47,9 @@ constexpr auto child_patience = 20s;
 
 void overflowing_program(bool yield_each_level) {
   goro::run(goro::run_options{.maxprocs = 2}, [yield_each_level] {
-    goro::go(goro::spawn_options{.name = "overflower"},
-             [yield_each_level] { std::exit(yield_each_level ? recurse_yielding(0) : recurse(0)); });
+    goro::go(goro::spawn_options{.name = "overflower"}, [yield_each_level] {
+      std::exit(yield_each_level ? recurse_yielding(0) : recurse(0));
+    });
     goro::sleep_for(child_patience);
   });
   std::exit(0);
@@ -69,7 +70,8 @@ TEST(stack_DeathTest, overflow_without_guard_pages_is_caught_by_the_canary) {
         ::setenv("GORO_GUARD_PAGES", "0", 1);  // in the child only
         overflowing_program(true);
       },
-      ::testing::ExitedWithCode(2), contains_all({"stack overflow", "goroutine", "death_test.cpp"}));
+      ::testing::ExitedWithCode(2),
+      contains_all({"stack overflow", "goroutine", "death_test.cpp"}));
 }
 
 // ------------------------------------------------------------------ panics ---

@@ -105,8 +105,9 @@ TEST(run, runs_repeatedly_with_different_proc_counts) {
   }
   // run() from a thread other than the process's main thread.
   std::thread t([] {
-    EXPECT_EQ(goro::run(goro::run_options{.maxprocs = 2}, [] { return goro::in_goroutine() ? 11 : 12; }),
-              11);
+    EXPECT_EQ(
+        goro::run(goro::run_options{.maxprocs = 2}, [] { return goro::in_goroutine() ? 11 : 12; }),
+        11);
   });
   t.join();
 }
@@ -245,14 +246,37 @@ TEST_P(goroutine_procs, arguments_are_decay_copied) {
     accumulator acc;
 
     wg.add(7);
-    goro::go([&](std::string v) { got_s = std::move(v); wg.done(); }, s);
+    goro::go(
+        [&](std::string v) {
+          got_s = std::move(v);
+          wg.done();
+        },
+        s);
     s = "changed";  // the goroutine holds its own copy
-    goro::go([&](std::unique_ptr<int> p) { got_owned = *p; wg.done(); }, std::move(owned));
-    goro::go([&](int& r) { r = 7; wg.done(); }, std::ref(by_ref));
-    goro::go([&](const char* lit) { got_literal = lit; wg.done(); }, "literal");  // decays
+    goro::go(
+        [&](std::unique_ptr<int> p) {
+          got_owned = *p;
+          wg.done();
+        },
+        std::move(owned));
+    goro::go(
+        [&](int& r) {
+          r = 7;
+          wg.done();
+        },
+        std::ref(by_ref));
+    goro::go(
+        [&](const char* lit) {
+          got_literal = lit;
+          wg.done();
+        },
+        "literal");  // decays
     goro::go(&add_then_done, &sum, 2, 3, &wg);
     goro::go(&accumulator::add, &acc, 5, &wg);
-    auto named = [&wg, &sum] { sum.fetch_add(100); wg.done(); };
+    auto named = [&wg, &sum] {
+      sum.fetch_add(100);
+      wg.done();
+    };
     goro::go{named};  // `goro::go(named);` would declare a variable
     wg.wait();
 
@@ -293,7 +317,7 @@ struct alignas(256) aligned256 {
 TEST_P(goroutine_procs, small_large_and_overaligned_closures) {
   run_in(procs(), [] {
     goro::wait_group wg;
-    std::array<std::uint64_t, 4> small{1, 2, 3, 4};      // closure of 48 bytes: inline
+    std::array<std::uint64_t, 4> small{1, 2, 3, 4};        // closure of 48 bytes: inline
     std::array<std::uint64_t, 6> exact{1, 2, 3, 4, 5, 6};  // closure of 64 bytes: inline
     std::array<std::uint64_t, 64> big{};                   // closure of 528 bytes: heap
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = i;
@@ -396,7 +420,8 @@ TEST_P(goroutine_procs, goroutines_spawning_goroutines) {
     std::atomic<int> nodes{0};
     goro::wait_group wg;
     struct tree {
-      static void grow(int d, std::atomic<int>& leaves, std::atomic<int>& nodes, goro::wait_group& wg) {
+      static void grow(int d, std::atomic<int>& leaves, std::atomic<int>& nodes,
+                       goro::wait_group& wg) {
         nodes.fetch_add(1, std::memory_order_relaxed);
         if (d == 0) {
           leaves.fetch_add(1, std::memory_order_relaxed);
@@ -484,11 +509,22 @@ TEST(goroutine_identity, spawn_site_is_the_go_expression) {
     wg.add(3);
 
     const std::uint_least32_t line_plain = __LINE__ + 1;
-    goro::go([&] { plain = goro::spawn_site(); wg.done(); });
+    goro::go([&] {
+      plain = goro::spawn_site();
+      wg.done();
+    });
     const std::uint_least32_t line_options = __LINE__ + 1;
-    goro::go(goro::spawn_options{.name = "sited"}, [&] { with_options = goro::spawn_site(); wg.done(); });
+    goro::go(goro::spawn_options{.name = "sited"}, [&] {
+      with_options = goro::spawn_site();
+      wg.done();
+    });
     const std::uint_least32_t line_args = __LINE__ + 1;
-    goro::go([&](int) { with_args = goro::spawn_site(); wg.done(); }, 1);
+    goro::go(
+        [&](int) {
+          with_args = goro::spawn_site();
+          wg.done();
+        },
+        1);
     wg.wait();
 
     EXPECT_EQ(plain.line(), line_plain);
@@ -508,14 +544,23 @@ TEST(goroutine_identity, names_are_copied_and_may_be_long) {
     wg.add(2);
     {
       std::string name = goro_test::numbered("worker-", 17);
-      goro::go(goro::spawn_options{.name = name}, [&] { ++ran; wg.done(); });
+      goro::go(goro::spawn_options{.name = name}, [&] {
+        ++ran;
+        wg.done();
+      });
       name.assign(name.size(), 'X');  // the runtime kept its own copy
     }
     const std::string long_name(300, 'n');  // more than the 47 bytes kept
-    goro::go(goro::spawn_options{.name = long_name}, [&] { ++ran; wg.done(); });
+    goro::go(goro::spawn_options{.name = long_name}, [&] {
+      ++ran;
+      wg.done();
+    });
     wg.wait();
     wg.add(1);
-    goro::go(goro::spawn_options{.name = ""}, [&] { ++ran; wg.done(); });
+    goro::go(goro::spawn_options{.name = ""}, [&] {
+      ++ran;
+      wg.done();
+    });
     wg.wait();
     EXPECT_EQ(ran, 3);
   });
@@ -669,8 +714,7 @@ TEST(num_goroutines, counts_started_and_waiting_goroutines) {
     EXPECT_EQ(goro::num_goroutines(), n + 1);
     gate.done();
     finished.wait();
-    EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; }))
-        << goro::num_goroutines();
+    EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; })) << goro::num_goroutines();
   });
   EXPECT_EQ(goro::num_goroutines(), 0);
 }
@@ -718,8 +762,7 @@ TEST(scale, one_million_live_goroutines) {
     EXPECT_EQ(goro::num_goroutines(), n + 1);
     gate.done();
     finished.wait();
-    EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; }))
-        << goro::num_goroutines();
+    EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; })) << goro::num_goroutines();
   });
 }
 

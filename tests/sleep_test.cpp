@@ -71,7 +71,8 @@ TEST_P(sleep_procs, sleep_until_steady_and_system_clock) {
     EXPECT_GE(steady::now(), target);
 
     // A coarser duration type on the steady clock.
-    const auto coarse = std::chrono::time_point_cast<std::chrono::milliseconds>(steady::now() + 3ms);
+    const auto coarse =
+        std::chrono::time_point_cast<std::chrono::milliseconds>(steady::now() + 3ms);
     goro::sleep_until(coarse);
     EXPECT_GE(steady::now(), coarse);
 

@@ -139,7 +139,8 @@ class contains_all_matcher : public ::testing::MatcherInterface<const std::strin
   std::vector<std::string> parts_;
 };
 
-inline ::testing::Matcher<const std::string&> contains_all(std::initializer_list<std::string> parts) {
+inline ::testing::Matcher<const std::string&> contains_all(
+    std::initializer_list<std::string> parts) {
   return ::testing::MakeMatcher(new contains_all_matcher(std::vector<std::string>(parts)));
 }
 

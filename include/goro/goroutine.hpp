@@ -82,8 +82,8 @@ struct spawn_options {
 namespace detail {
 
 struct closure_ops {
-  void (*run)(void* closure);                // invokes the callable
-  void (*destroy)(void* closure) noexcept;   // destroys it
+  void (*run)(void* closure);               // invokes the callable
+  void (*destroy)(void* closure) noexcept;  // destroys it
 };
 
 struct spawn_slot {
@@ -137,8 +137,7 @@ inline constexpr bool is_spawn_options_v = std::is_same_v<std::remove_cvref_t<T>
 /// a function.
 template <class F, class... Args>
 struct go {
-  explicit go(F&& f, Args&&... args,
-              const source_location& site = source_location::current()) {
+  explicit go(F&& f, Args&&... args, const source_location& site = source_location::current()) {
     detail::spawn(spawn_options{}, site, std::forward<F>(f), std::forward<Args>(args)...);
   }
   go(const spawn_options& opts, F&& f, Args&&... args,
@@ -148,8 +147,8 @@ struct go {
 };
 
 template <class F, class... Args>
-  requires(!detail::is_spawn_options_v<F>)
-go(F&&, Args&&...) -> go<F, Args...>;
+requires(!detail::is_spawn_options_v<F>) go(F&&, Args&&...)
+->go<F, Args...>;
 
 template <class F, class... Args>
 go(const spawn_options&, F&&, Args&&...) -> go<F, Args...>;

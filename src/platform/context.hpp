@@ -38,8 +38,8 @@ inline void* make_context(char* hi, context_entry entry, void* data) {
 #elif defined(__aarch64__)
   auto* frame = reinterpret_cast<std::uint64_t*>(top - 176);
   std::memset(frame, 0, 176);
-  frame[0] = reinterpret_cast<std::uint64_t>(entry);  // x19
-  frame[1] = reinterpret_cast<std::uint64_t>(data);   // x20
+  frame[0] = reinterpret_cast<std::uint64_t>(entry);              // x19
+  frame[1] = reinterpret_cast<std::uint64_t>(data);               // x20
   frame[11] = reinterpret_cast<std::uint64_t>(&goro_trampoline);  // x30
   return frame;
 #else

@@ -53,8 +53,8 @@ class GORO_CAPABILITY("mutex") lock_t {
   void lock_slow() {
     for (int i = 0; i < 64; ++i) {
       std::uint32_t c = word_.load(std::memory_order_relaxed);
-      if (c == 0 && word_.compare_exchange_weak(c, 1, std::memory_order_acquire,
-                                                std::memory_order_relaxed))
+      if (c == 0 &&
+          word_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
         return;
       cpu_relax();
     }

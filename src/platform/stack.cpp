@@ -173,9 +173,7 @@ std::size_t guarded_stack_budget() noexcept {
   return b;
 }
 
-std::size_t guarded_stack_count() noexcept {
-  return guarded_count.load(std::memory_order_relaxed);
-}
+std::size_t guarded_stack_count() noexcept { return guarded_count.load(std::memory_order_relaxed); }
 
 stack stack_alloc(std::size_t size) noexcept {
   stack_pool& p = pool();

@@ -28,8 +28,8 @@
 namespace goro::detail {
 
 struct stack {
-  char* lo = nullptr;  // lowest usable byte
-  char* hi = nullptr;  // one past the highest usable byte: where frames start
+  char* lo = nullptr;    // lowest usable byte
+  char* hi = nullptr;    // one past the highest usable byte: where frames start
   std::size_t size = 0;  // the size class (bytes of address space per stack)
   bool guarded = false;
 

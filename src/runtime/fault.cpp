@@ -126,7 +126,9 @@ void remove_alt_stack(void* alt) noexcept {
 
 [[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept {
   out o;
-  o.str("runtime: goroutine ").num(g->id).str(" stack exceeds its ")
+  o.str("runtime: goroutine ")
+      .num(g->id)
+      .str(" stack exceeds its ")
       .num(static_cast<unsigned long long>(g->stk.hi - g->stk.lo))
       .str("-byte limit\nfatal error: stack overflow\n\n");
   describe_goroutine(o, g, "running");
@@ -147,8 +149,8 @@ void remove_alt_stack(void* alt) noexcept {
   std::string type = mangled != nullptr ? mangled : "unknown";
   if (mangled != nullptr) {
     int status = 0;
-    std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
-                                             std::free);
+    std::unique_ptr<char, void (*)(void*)> d(
+        abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
     if (status == 0 && d) type = d.get();
   }
   std::fprintf(stderr, "panic: %s\n\t(exception of type %s escaped the goroutine)\n\n",

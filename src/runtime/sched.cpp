@@ -76,9 +76,7 @@ std::atomic<int> default_procs_override{0};
 #define GORO_NOIPA __attribute__((noinline, noipa))
 #endif
 
-eh_state* eh_globals() noexcept {
-  return reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
-}
+eh_state* eh_globals() noexcept { return reinterpret_cast<eh_state*>(abi::__cxa_get_globals()); }
 
 std::uint32_t fastrand(M* m) noexcept {
   // xorshift64*
@@ -164,9 +162,8 @@ void runqput(P* p, G* g, bool next) noexcept {
 G* runqget(P* p) noexcept {
   G* next = p->runnext.load(std::memory_order_relaxed);
   // Acquire pairs with the exchange in runqput that published next.
-  if (next != nullptr &&
-      p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+  if (next != nullptr && p->runnext.compare_exchange_strong(
+                             next, nullptr, std::memory_order_acquire, std::memory_order_relaxed))
     return next;
   for (;;) {
     std::uint32_t head = p->runq_head.load(std::memory_order_acquire);
@@ -502,7 +499,7 @@ void g_entry(void*, void* data) {
 // G records and stacks.
 
 void free_closure(G* g) noexcept {
-  if (g->heap_closure) ::operator delete(g->closure, std::align_val_t{g->heap_align});
+  if (g->heap_closure) ::operator delete (g->closure, std::align_val_t{g->heap_align});
   g->closure = nullptr;
   g->heap_closure = false;
   g->ops = nullptr;
@@ -649,8 +646,7 @@ void destroy_g(M* m, G* g) noexcept {
 }
 
 void check_stack(G* g) noexcept {
-  if (static_cast<char*>(g->sp) < g->stk.lo ||
-      (!g->stk.guarded && !stack_canary_intact(g->stk)))
+  if (static_cast<char*>(g->sp) < g->stk.lo || (!g->stk.guarded && !stack_canary_intact(g->stk)))
     fatal_goroutine_stack_overflow(g);
 }
 
@@ -668,7 +664,8 @@ G* steal_work(M* m, P* p) noexcept {
     const std::uint32_t start = fastrand(m);
     for (int k = 0; k < n; ++k) {
       if (sched.stopping.load(std::memory_order_relaxed)) return nullptr;
-      P* victim = sched.allp[(start + static_cast<std::uint32_t>(k)) % static_cast<std::uint32_t>(n)];
+      P* victim =
+          sched.allp[(start + static_cast<std::uint32_t>(k)) % static_cast<std::uint32_t>(n)];
       if (victim == p) continue;
       if (last && run_timers(victim, nanotime())) {
         if (G* g = runqget(p)) return g;
@@ -775,8 +772,8 @@ G* find_runnable(M* m) noexcept {
       lock_guard lk(sched.lock);
       if (G* g = globrunq_get(p, 0)) return g;
     }
-    const std::int32_t busy = sched.nprocs.load(std::memory_order_relaxed) -
-                              sched.npidle.load(std::memory_order_relaxed);
+    const std::int32_t busy =
+        sched.nprocs.load(std::memory_order_relaxed) - sched.npidle.load(std::memory_order_relaxed);
     if (m->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
       if (!m->spinning) {
         m->spinning = true;
@@ -890,6 +887,39 @@ void schedule_loop(M* m) noexcept {
   }
 }
 
+}  // namespace
+
+// Moves every timer of p (a P taken away by set_maxprocs) to P 0, which
+// always stays. Returns the earliest deadline moved, 0 if none. Takes one
+// heap lock at a time, so no order between P timer locks is needed.
+std::int64_t move_timers_to_p0(P* p) noexcept {
+  P* dst = sched.allp[0];
+  std::int64_t earliest = 0;
+  for (;;) {
+    p->timers.lock.lock();
+    timer* t = p->timers.pop();
+    p->timers.lock.unlock();
+    if (t == nullptr) return earliest;
+    dst->timers.lock.lock();
+    try {
+      dst->timers.push(t);
+    } catch (...) {
+      // Out of memory growing P 0's heap: leave the timer where it was (the
+      // source heap just shrank, so this push cannot allocate); an idle M
+      // still runs it, as every M scans every P's timers.
+      dst->timers.lock.unlock();
+      p->timers.lock.lock();
+      p->timers.push(t);
+      p->timers.lock.unlock();
+      return earliest;
+    }
+    dst->timers.lock.unlock();
+    if (earliest == 0 || t->when < earliest) earliest = t->when;
+  }
+}
+
+namespace {
+
 // The P held by m has been taken away by set_maxprocs: hand its goroutines
 // and timers to the remaining Ps and give it up.
 void retire_p(M* m) noexcept {
@@ -907,30 +937,7 @@ void retire_p(M* m) noexcept {
     last = g;
     ++n;
   }
-  // Timers: to P 0, which always stays.
-  std::vector<timer*> moved;
-  {
-    p->timers.lock.lock();
-    while (timer* t = p->timers.pop()) {
-      try {
-        moved.push_back(t);
-      } catch (...) {
-        p->timers.push(t);
-        break;
-      }
-    }
-    p->timers.lock.unlock();
-  }
-  std::int64_t earliest = 0;
-  if (!moved.empty()) {
-    P* dst = sched.allp[0];
-    dst->timers.lock.lock();
-    for (timer* t : moved) {
-      dst->timers.push(t);
-      if (earliest == 0 || t->when < earliest) earliest = t->when;
-    }
-    dst->timers.lock.unlock();
-  }
+  const std::int64_t earliest = move_timers_to_p0(p);
   {
     lock_guard lk(sched.lock);
     if (n > 0) globrunq_put_batch(first, last, n);
@@ -1092,16 +1099,26 @@ GORO_NOIPA G* current_g() noexcept {
 
 const char* wait_reason_string(wait_reason r) noexcept {
   switch (r) {
-    case wait_reason::none: return "running";
-    case wait_reason::chan_receive: return "chan receive";
-    case wait_reason::chan_send: return "chan send";
-    case wait_reason::select: return "select";
-    case wait_reason::select_no_cases: return "select (no cases)";
-    case wait_reason::sleep: return "sleep";
-    case wait_reason::mutex: return "mutex";
-    case wait_reason::wait_group: return "wait group";
-    case wait_reason::semaphore: return "semaphore";
-    case wait_reason::blocking_call: return "blocking call";
+    case wait_reason::none:
+      return "running";
+    case wait_reason::chan_receive:
+      return "chan receive";
+    case wait_reason::chan_send:
+      return "chan send";
+    case wait_reason::select:
+      return "select";
+    case wait_reason::select_no_cases:
+      return "select (no cases)";
+    case wait_reason::sleep:
+      return "sleep";
+    case wait_reason::mutex:
+      return "mutex";
+    case wait_reason::wait_group:
+      return "wait group";
+    case wait_reason::semaphore:
+      return "semaphore";
+    case wait_reason::blocking_call:
+      return "blocking call";
   }
   return "unknown";
 }
@@ -1146,8 +1163,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   const std::size_t n = std::min(opts.name.size(), sizeof(g->name) - 1);
   if (n != 0) std::memcpy(g->name, opts.name.data(), n);
   g->name[n] = '\0';
-  g->stack_class =
-      opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
+  g->stack_class = opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
   g->reason = wait_reason::none;
   if (size <= inline_closure_bytes && align <= alignof(std::max_align_t)) {
     g->closure = g->inline_closure;
@@ -1155,7 +1171,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   } else {
     const std::size_t a = std::max<std::size_t>(align, alignof(std::max_align_t));
     try {
-      g->closure = ::operator new(size, std::align_val_t{a});
+      g->closure = ::operator new (size, std::align_val_t{a});
     } catch (...) {
       if (p != nullptr) gfree_put(p, g);
       throw;
@@ -1201,8 +1217,7 @@ void spawn_abort(const spawn_slot& slot) noexcept {
 }
 
 int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
-  if (current_m() != nullptr)
-    throw std::logic_error("goro::run: called from inside the runtime");
+  if (current_m() != nullptr) throw std::logic_error("goro::run: called from inside the runtime");
   bool expected = false;
   if (!sched.running.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
     throw std::logic_error("goro::run: the runtime is already running");
@@ -1233,9 +1248,9 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   acquirep(m0, sched.allp[0]);
 
   main_closure mc{fn, arg};
-  spawn_slot slot = spawn_begin(spawn_options{.stack_size = 0, .name = "main"},
-                                sizeof(main_closure), alignof(main_closure),
-                                goro::source_location::current());
+  spawn_slot slot =
+      spawn_begin(spawn_options{.stack_size = 0, .name = "main"}, sizeof(main_closure),
+                  alignof(main_closure), goro::source_location::current());
   ::new (slot.storage) main_closure(mc);
   static_cast<G*>(slot.g)->is_main = true;
   spawn_commit(slot, &main_closure::ops);
@@ -1261,9 +1276,7 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
 std::int64_t steady_now_ns() noexcept { return nanotime(); }
 
 namespace {
-void sleep_fire(timer* t) noexcept {
-  goready(static_cast<G*>(t->arg));
-}
+void sleep_fire(timer* t) noexcept { goready(static_cast<G*>(t->arg)); }
 
 struct sleep_commit_arg {
   lock_t* lock;
@@ -1282,7 +1295,8 @@ bool sleep_commit(void* a) GORO_NO_TSA {
 void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
   G* g = current_g();
   if (g == nullptr) {
-    timespec ts{static_cast<time_t>(deadline / 1000000000), static_cast<long>(deadline % 1000000000)};
+    timespec ts{static_cast<time_t>(deadline / 1000000000),
+                static_cast<long>(deadline % 1000000000)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
     return;
@@ -1384,20 +1398,7 @@ int set_maxprocs(int n) {
   }
   // Move the timers of Ps retired while idle (their queues are empty).
   for (P* p : retired_idle) {
-    std::vector<timer*> moved;
-    p->timers.lock.lock();
-    while (timer* t = p->timers.pop()) moved.push_back(t);
-    p->timers.lock.unlock();
-    if (moved.empty()) continue;
-    P* dst = sched.allp[0];
-    std::int64_t earliest = 0;
-    dst->timers.lock.lock();
-    for (timer* t : moved) {
-      dst->timers.push(t);
-      if (earliest == 0 || t->when < earliest) earliest = t->when;
-    }
-    dst->timers.lock.unlock();
-    timer_added(earliest);
+    if (const std::int64_t earliest = move_timers_to_p0(p); earliest != 0) timer_added(earliest);
   }
   if (n > prev) {
     for (int i = prev; i < n; ++i) wakep();

@@ -53,7 +53,7 @@ struct G {
   std::size_t stack_class = 0;  // size class this goroutine asked for
   std::atomic<gstatus> status{gstatus::idle};
   std::uint64_t id = 0;
-  G* sched_link = nullptr;  // global run queue and free lists
+  G* sched_link = nullptr;     // global run queue and free lists
   std::atomic<M*> m{nullptr};  // M running it, for diagnostics
 
   const closure_ops* ops = nullptr;
@@ -187,6 +187,7 @@ struct sched_t {
 extern sched_t sched;
 
 M* current_m() noexcept;
+std::int64_t move_timers_to_p0(P* p) noexcept;
 
 [[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept;
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept;

@@ -20,7 +20,7 @@ struct sema_waiter {
   sema_waiter* prev = nullptr;       // same address, toward the head
   sema_waiter* next_addr = nullptr;  // heads only: the next address's head
   sema_waiter* tail = nullptr;       // heads only
-  bool ticket = false;  // set by a handoff release before wake()
+  bool ticket = false;               // set by a handoff release before wake()
 };
 
 struct alignas(64) bucket {
@@ -42,8 +42,7 @@ bool try_take(std::atomic<std::uint32_t>* addr) noexcept {
   std::uint32_t v = addr->load(std::memory_order_relaxed);
   while (v > 0) {
     // Acquire pairs with the release in sem_release's fetch_add.
-    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acquire,
-                                    std::memory_order_relaxed))
+    if (addr->compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   }
   return false;

@@ -21,7 +21,7 @@ struct timer {
   // Runs with no lock held, on a scheduler context, after the timer has been
   // removed from its heap.
   void (*fire)(timer*) noexcept = nullptr;
-  void* arg = nullptr;  // for fire
+  void* arg = nullptr;           // for fire
   std::int32_t heap_index = -1;  // -1: not in a heap
 };
 
