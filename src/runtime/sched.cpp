@@ -271,9 +271,8 @@ void acquirep(M* m, P* p) noexcept {
   p->m = m;
 }
 
-// Takes m off the idle list and hands it p (or nothing: a poke). The caller
-// must call m->park_word wake-up after dropping the lock (notify_wake).
-void notify_locked(M* m, P* p, bool spinning) GORO_REQUIRES(sched.lock) {
+// Takes m off the idle M list.
+void midle_remove(M* m) GORO_REQUIRES(sched.lock) {
   for (M** link = &sched.midle; *link != nullptr; link = &(*link)->idle_next) {
     if (*link == m) {
       *link = m->idle_next;
@@ -282,6 +281,12 @@ void notify_locked(M* m, P* p, bool spinning) GORO_REQUIRES(sched.lock) {
   }
   m->idle_next = nullptr;
   m->on_idle_list = false;
+}
+
+// Takes m off the idle list and hands it p (or nothing: a poke). The caller
+// must call m->park_word wake-up after dropping the lock (notify_wake).
+void notify_locked(M* m, P* p, bool spinning) GORO_REQUIRES(sched.lock) {
+  midle_remove(m);
   m->next_p = p;
   m->next_spinning = spinning;
   if (sched.timer_m == m) {
@@ -688,11 +693,8 @@ void stopm(M* m, std::int64_t until) noexcept {
     sched.midle = m;
     m->on_idle_list = true;
     if (until != 0 && until < sched.timer_m_until.load(std::memory_order_relaxed)) {
-      if (M* old = sched.timer_m) {
-        // Demote the previous timer M: it would wake later than needed.
-        sched.timer_m = nullptr;
-        (void)old;
-      }
+      // We wake earlier than the current timer M, if any: take its place (it
+      // keeps its own, later timeout, and is just no longer the one pokes go to).
       sched.timer_m = m;
       sched.timer_m_until.store(until, std::memory_order_seq_cst);
       timed = true;
@@ -713,17 +715,7 @@ void stopm(M* m, std::int64_t until) noexcept {
   bool spinning;
   {
     lock_guard lk(sched.lock);
-    if (m->on_idle_list) {
-      // Timed out: nobody took us off the list.
-      for (M** link = &sched.midle; *link != nullptr; link = &(*link)->idle_next) {
-        if (*link == m) {
-          *link = m->idle_next;
-          break;
-        }
-      }
-      m->on_idle_list = false;
-      m->idle_next = nullptr;
-    }
+    if (m->on_idle_list) midle_remove(m);  // timed out: nobody took us off
     if (sched.timer_m == m) {
       sched.timer_m = nullptr;
       sched.timer_m_until.store(INT64_MAX, std::memory_order_seq_cst);
@@ -887,8 +879,6 @@ void schedule_loop(M* m) noexcept {
   }
 }
 
-}  // namespace
-
 // Moves every timer of p (a P taken away by set_maxprocs) to P 0, which
 // always stays. Returns the earliest deadline moved, 0 if none. Takes one
 // heap lock at a time, so no order between P timer locks is needed.
@@ -917,8 +907,6 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
     if (earliest == 0 || t->when < earliest) earliest = t->when;
   }
 }
-
-namespace {
 
 // The P held by m has been taken away by set_maxprocs: hand its goroutines
 // and timers to the remaining Ps and give it up.
@@ -1066,7 +1054,6 @@ void teardown() noexcept {
   sched.stopping.store(false);
   sched.next_goid.store(1);
   sched.extern_created.store(0);
-  sched.extern_exited.store(0);
 }
 
 struct main_closure {
@@ -1408,8 +1395,9 @@ int set_maxprocs(int n) {
 
 std::int64_t num_goroutines() noexcept {
   if (!sched.running.load(std::memory_order_acquire)) return 0;
-  std::int64_t total = sched.extern_created.load(std::memory_order_relaxed) -
-                       sched.extern_exited.load(std::memory_order_relaxed);
+  // Goroutines spawned from plain threads count here; every exit counts on
+  // the P it happened on, so only the sum over everything is meaningful.
+  std::int64_t total = sched.extern_created.load(std::memory_order_relaxed);
   const int n = sched.nallp.load(std::memory_order_acquire);
   for (int i = 0; i < n; ++i) {
     total += sched.allp[i]->created.load(std::memory_order_relaxed) -

@@ -66,7 +66,6 @@ struct G {
   goro::source_location site{};
   char name[48] = {};
   wait_reason reason = wait_reason::none;
-  std::int64_t wait_since = 0;
 
   eh_state eh;
   timer sleep_timer;
@@ -171,7 +170,6 @@ struct sched_t {
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> next_goid{1};
   std::atomic<std::int64_t> extern_created{0};  // goroutines spawned off any P
-  std::atomic<std::int64_t> extern_exited{0};
 
   lock_t gfree_lock;
   G* gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
@@ -187,7 +185,6 @@ struct sched_t {
 extern sched_t sched;
 
 M* current_m() noexcept;
-std::int64_t move_timers_to_p0(P* p) noexcept;
 
 [[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept;
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept;
