@@ -1,9 +1,11 @@
 // goro/goro.hpp: everything goro offers, in one include.
 #pragma once
 
+#include "goro/chan.hpp"
 #include "goro/goroutine.hpp"
 #include "goro/mutex.hpp"
 #include "goro/panic.hpp"
 #include "goro/runtime.hpp"
+#include "goro/select.hpp"
 #include "goro/sleep.hpp"
 #include "goro/wait_group.hpp"

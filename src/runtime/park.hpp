@@ -33,6 +33,8 @@ enum class wait_reason : std::uint8_t {
   none,
   chan_receive,
   chan_send,
+  chan_receive_nil,
+  chan_send_nil,
   select,
   select_no_cases,
   sleep,
@@ -56,6 +58,10 @@ void gopark(bool (*commit)(void* arg), void* arg, wait_reason reason);
 /// Parks the current goroutine and releases l once its context is saved.
 void gopark_unlock(lock_t& l, wait_reason reason) GORO_RELEASE(l);
 
+/// A fast pseudo-random number (the M's generator, or a per-thread one on a
+/// plain thread); for select's poll order and similar, never for secrets.
+std::uint32_t cheap_rand() noexcept;
+
 /// Makes a parked goroutine runnable (from a goroutine, the scheduler or a
 /// plain thread). It runs next on the caller's P when there is one.
 void goready(G* g) noexcept;
@@ -75,6 +81,27 @@ class parker {
       return;
     }
     l.unlock();
+    thread_wait();
+  }
+
+  /// Step 2 for a waiter that holds several locks (a select): commit(arg)
+  /// releases them, after the goroutine's context is saved. A plain thread
+  /// runs commit and then blocks until wake().
+  void park_commit(bool (*commit)(void*), void* arg, wait_reason reason) {
+    if (g_ != nullptr) {
+      gopark(commit, arg, reason);
+      return;
+    }
+    commit(arg);
+    thread_wait();
+  }
+
+  /// Plain threads only, after the locks are released: blocks until wake()
+  /// (true) or until the steady-clock deadline passes (false).
+  bool thread_wait_until(std::int64_t deadline_ns) noexcept;
+
+  /// Plain threads only: blocks until wake().
+  void thread_wait() noexcept {
     // Acquire pairs with the release store in wake().
     while (word_.load(std::memory_order_acquire) == 0) futex_wait(&word_, 0);
   }

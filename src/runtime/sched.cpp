@@ -391,7 +391,12 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
       batch[n++] = t;
     }
     pp->timers.lock.unlock();
-    for (int i = 0; i < n; ++i) batch[i]->fire(batch[i]);
+    for (int i = 0; i < n; ++i) {
+      timer* t = batch[i];
+      t->fire(t);
+      // Release pairs with timer_stop's acquire: fire() is over.
+      t->busy.store(0, std::memory_order_release);
+    }
     fired |= n > 0;
     if (n < 32) return fired;
   }
@@ -890,6 +895,8 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
     timer* t = p->timers.pop();
     p->timers.lock.unlock();
     if (t == nullptr) return earliest;
+    // Read before the timer is released to its owner (busy = 0 below).
+    const std::int64_t when = t->when;
     dst->timers.lock.lock();
     try {
       dst->timers.push(t);
@@ -901,10 +908,12 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
       p->timers.lock.lock();
       p->timers.push(t);
       p->timers.lock.unlock();
+      t->busy.store(0, std::memory_order_release);  // in a heap again
       return earliest;
     }
     dst->timers.lock.unlock();
-    if (earliest == 0 || t->when < earliest) earliest = t->when;
+    t->busy.store(0, std::memory_order_release);  // in P 0's heap now
+    if (earliest == 0 || when < earliest) earliest = when;
   }
 }
 
@@ -1092,6 +1101,10 @@ const char* wait_reason_string(wait_reason r) noexcept {
       return "chan receive";
     case wait_reason::chan_send:
       return "chan send";
+    case wait_reason::chan_receive_nil:
+      return "chan receive (nil chan)";
+    case wait_reason::chan_send_nil:
+      return "chan send (nil chan)";
     case wait_reason::select:
       return "select";
     case wait_reason::select_no_cases:
@@ -1119,6 +1132,42 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   m->commit_arg = arg;
   switch_to_g0(g, m, false);
   g->reason = wait_reason::none;
+}
+
+void timer_start(timer* t) noexcept {
+  timer_heap& h = current_m()->p->timers;
+  const std::int64_t when = t->when;
+  h.lock.lock();
+  try {
+    h.push(t);
+  } catch (const std::bad_alloc&) {
+    fatal_error("runtime: out of memory growing a timer heap");
+  }
+  h.lock.unlock();  // from here on t may fire, and be gone
+  timer_added(when);
+}
+
+bool parker::thread_wait_until(std::int64_t deadline_ns) noexcept {
+  // Acquire pairs with the release store in wake().
+  while (word_.load(std::memory_order_acquire) == 0) {
+    const std::int64_t left = deadline_ns - nanotime();
+    if (left <= 0) return false;
+    futex_wait(&word_, 0, left);
+  }
+  return true;
+}
+
+std::uint32_t cheap_rand() noexcept {
+  if (M* m = current_m()) return fastrand(m);
+  thread_local std::uint64_t state =
+      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state) ^
+      static_cast<std::uint64_t>(nanotime());
+  std::uint64_t x = state | 1;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  state = x;
+  return static_cast<std::uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
 void gopark_unlock(lock_t& l, wait_reason reason) GORO_NO_TSA {

@@ -7,6 +7,7 @@ namespace goro::detail {
 
 void timer_heap::push(timer* t) {
   heap_.push_back(t);
+  t->heap.store(this, std::memory_order_release);
   const std::size_t i = heap_.size() - 1;
   t->heap_index = static_cast<std::int32_t>(i);
   sift_up(i);
@@ -23,6 +24,10 @@ timer* timer_heap::pop() {
     sift_down(0);
   }
   t->heap_index = -1;
+  // Busy before the heap pointer goes: timer_stop, seeing no heap, must see
+  // the busy flag (release pairs with its acquire load of heap).
+  t->busy.store(1, std::memory_order_relaxed);
+  t->heap.store(nullptr, std::memory_order_release);
   publish();
   return t;
 }
@@ -44,6 +49,7 @@ bool timer_heap::remove(timer* t) {
     sift_down(static_cast<std::size_t>(last->heap_index));
   }
   t->heap_index = -1;
+  t->heap.store(nullptr, std::memory_order_release);
   publish();
   return true;
 }
@@ -74,6 +80,20 @@ void timer_heap::sift_down(std::size_t i) {
     i = best;
   }
   place(i, t);
+}
+
+bool timer_stop(timer* t) noexcept {
+  for (;;) {
+    // Acquire pairs with the release stores of heap in push and pop.
+    if (timer_heap* h = t->heap.load(std::memory_order_acquire)) {
+      lock_guard lk(h->lock);
+      if (t->heap.load(std::memory_order_relaxed) == h) return h->remove(t);
+      continue;  // popped or moved meanwhile: look again
+    }
+    // Acquire pairs with the release store of 0 by whoever popped it.
+    if (t->busy.load(std::memory_order_acquire) == 0) return false;
+    cpu_relax();
+  }
 }
 
 }  // namespace goro::detail

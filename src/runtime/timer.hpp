@@ -6,6 +6,15 @@
 // when0 mirrors the earliest deadline (0 when empty) so other Ms can look
 // without the lock: written under the lock (relaxed is enough; a stale read
 // only makes a sleeper wake early or a checker take the lock for nothing).
+//
+// Stopping a timer (timer_stop) races with the M that pops it to fire it, or
+// that moves it to another P's heap. A timer is therefore always in one of:
+// in a heap (heap != nullptr, written under that heap's lock), busy (popped,
+// its fire() running or it is on its way to another heap), or idle. The
+// popping M marks it busy before it clears heap and idle after fire()
+// returns or the new heap holds it; timer_stop removes a timer from its heap
+// or waits out the busy state, so when it returns the timer's memory may be
+// reused.
 #pragma once
 
 #include <atomic>
@@ -23,6 +32,13 @@ struct timer {
   void (*fire)(timer*) noexcept = nullptr;
   void* arg = nullptr;           // for fire
   std::int32_t heap_index = -1;  // -1: not in a heap
+  // The heap holding it. Stored under that heap's lock (release), read by
+  // timer_stop (acquire) to find which lock to take.
+  std::atomic<class timer_heap*> heap{nullptr};
+  // 1 while popped and not yet done with (see above). Stored 1 (relaxed)
+  // before heap is cleared (release); stored 0 (release) when done, paired
+  // with the acquire load in timer_stop.
+  std::atomic<std::uint32_t> busy{0};
 };
 
 class timer_heap {
@@ -53,5 +69,10 @@ class timer_heap {
   std::vector<timer*> heap_ GORO_GUARDED_BY(lock);
   std::atomic<std::int64_t> when0_{0};
 };
+
+/// Removes t from whatever heap holds it. True if it was removed before it
+/// fired; false if it had fired (or was never started), in which case this
+/// waits until its fire() has returned. Either way t may be reused after.
+bool timer_stop(timer* t) noexcept;
 
 }  // namespace goro::detail

@@ -1,0 +1,332 @@
+// Channel operations (Go's runtime/chan.go): make, send, receive, close, and
+// the parking of a blocked operation. See chan_core.hpp for the invariants
+// and the waking protocol.
+//
+// Memory ordering: every exchange of a value happens under the channel's
+// lock, or between a waker that fills the waiter's record under the lock and
+// the waiter that reads it after park returns (release in parker::wake,
+// acquire in park). So a send happens before the receive it feeds, a receive
+// before the send that refills its buffer slot (the (k+C)-th), an unbuffered
+// receive before its sender returns, and close before a receive that reports
+// closed. The lock-free fast paths of try_send / try_recv only ever report
+// not_ready, or closed after an acquire load of `closed` that pairs with the
+// release store in chan_close.
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "chan/chan_core.hpp"
+#include "goro/panic.hpp"
+#include "goro/sleep.hpp"
+#include "platform/clock.hpp"
+#include "runtime/fault.hpp"
+#include "runtime/sched.hpp"
+
+namespace goro::detail {
+
+namespace {
+
+constexpr std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+// The largest buffer goro will make, as Go caps hchan's buffer by maxAlloc.
+constexpr std::size_t max_chan_buffer_bytes = std::size_t{1} << 40;
+
+std::size_t header_bytes(const chan_elem_ops* ops) {
+  return round_up(sizeof(chan_core), std::max(ops->align, alignof(chan_core)));
+}
+std::align_val_t chan_alignment(const chan_elem_ops* ops) {
+  return std::align_val_t{std::max(ops->align, alignof(chan_core))};
+}
+
+void unlock_one(void* arg) GORO_NO_TSA { static_cast<lock_t*>(arg)->unlock(); }
+
+struct park_args {
+  wait_state* ws;
+  void (*release)(void*);
+  void* arg;
+  std::int64_t deadline;
+};
+
+void deadline_fire(timer* t) noexcept {
+  auto* ws = static_cast<wait_state*>(t->arg);
+  if (ws->claim()) {
+    ws->winner = nullptr;
+    ws->park.wake();
+  }
+}
+
+// On g0, after the waiting goroutine's context is saved. The deadline timer
+// goes in first, while the channel locks still keep every waker out: a timer
+// that fires at once finds a parked goroutine and a claimable wait, and it
+// cannot complete before we release the locks.
+bool park_commit(void* a) GORO_NO_TSA {
+  auto* p = static_cast<park_args*>(a);
+  if (p->deadline != no_deadline) {
+    timer& t = p->ws->deadline_timer;
+    t.when = p->deadline;
+    t.fire = &deadline_fire;
+    t.arg = p->ws;
+    timer_start(&t);
+  }
+  p->release(p->arg);  // from here on *p may be gone: the goroutine may run
+  return true;
+}
+
+}  // namespace
+
+void park_on(wait_state& ws, void (*release)(void*), void* arg, std::int64_t deadline,
+             wait_reason reason) {
+  if (ws.park.is_goroutine()) {
+    park_args args{&ws, release, arg, deadline};
+    ws.park.park_commit(&park_commit, &args, reason);
+    // Woken by a waker or by the timer: either way the timer must be out of
+    // its heap, and done firing, before ws goes away.
+    if (deadline != no_deadline) timer_stop(&ws.deadline_timer);
+    return;
+  }
+  release(arg);
+  if (deadline == no_deadline) {
+    ws.park.thread_wait();
+    return;
+  }
+  if (ws.park.thread_wait_until(deadline)) return;
+  if (ws.claim()) {
+    ws.winner = nullptr;  // nobody else will wake us: timed out
+    return;
+  }
+  ws.park.thread_wait();  // a waker claimed us first and is about to wake us
+}
+
+void block_nil(std::int64_t deadline, wait_reason reason) {
+  if (deadline != no_deadline) {
+    sleep_until_ns(deadline);
+    return;
+  }
+  if (current_g() != nullptr) {
+    gopark(nullptr, nullptr, reason);
+    fatal_error("runtime: a goroutine blocked on a nil channel was woken");
+  }
+  std::atomic<std::uint32_t> never{0};
+  for (;;) futex_wait(&never, 0);
+}
+
+[[noreturn]] void throw_send_on_closed() { throw goro::panic_error("send on closed channel"); }
+
+// ---------------------------------------------------------------------------
+// Exchange steps.
+
+void chan_send_to_buffer(chan_core* c, void* src) {
+  c->ops->move_construct(c->slot(c->sendx), src);
+  if (++c->sendx == c->cap) c->sendx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) {
+  void* head = c->slot(c->recvx);
+  if (take != nullptr) take(dst, head);
+  c->ops->destroy(head);
+  if (++c->recvx == c->cap) c->recvx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take) {
+  if (c->cap == 0) {
+    if (take != nullptr) take(dst, sender->elem);
+  } else {
+    // The buffer is full (a sender waits): the receiver gets the head, the
+    // sender's value goes to the tail, which is the slot just emptied.
+    void* head = c->slot(c->recvx);
+    if (take != nullptr) take(dst, head);
+    c->ops->destroy(head);
+    c->ops->move_construct(head, sender->elem);
+    if (++c->recvx == c->cap) c->recvx = 0;
+    c->sendx = c->recvx;
+  }
+  sender->success = true;
+}
+
+// ---------------------------------------------------------------------------
+// Public core API.
+
+chan_core* chan_make(const chan_elem_ops* ops, std::size_t cap) {
+  const std::size_t stride = round_up(ops->size, ops->align);
+  if (stride != 0 && cap > max_chan_buffer_bytes / stride)
+    throw std::length_error("makechan: size out of range");
+  const std::size_t header = header_bytes(ops);
+  void* mem = ::operator new(header + cap * stride, chan_alignment(ops));
+  auto* c = ::new (mem) chan_core;
+  c->ops = ops;
+  c->cap = cap;
+  c->stride = stride;
+  c->buf = static_cast<unsigned char*>(mem) + header;
+  return c;
+}
+
+void chan_retain(chan_core* c) noexcept {
+  // Relaxed: a new handle is made from an existing one, which keeps c alive.
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void chan_release(chan_core* c) noexcept {
+  // acq_rel: every use through other handles happens before the destruction.
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // No handle is left, so no operation is in progress and no waiter queued.
+  std::size_t n = c->count.load(std::memory_order_relaxed);
+  std::size_t i = c->recvx;
+  for (; n > 0; --n) {
+    c->ops->destroy(c->slot(i));
+    if (++i == c->cap) i = 0;
+  }
+  const std::align_val_t al = chan_alignment(c->ops);
+  c->~chan_core();
+  ::operator delete(static_cast<void*>(c), al);
+}
+
+std::size_t chan_len(const chan_core* c) noexcept {
+  return c->count.load(std::memory_order_relaxed);
+}
+std::size_t chan_cap(const chan_core* c) noexcept { return c->cap; }
+
+chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline) GORO_NO_TSA {
+  if (c == nullptr) {
+    if (!block) return chan_status::not_ready;
+    block_nil(deadline, wait_reason::chan_send_nil);
+    return chan_status::timeout;
+  }
+  // Fast path (Go's): a try_send on an open, full buffered channel fails
+  // without the lock. Both loads saw their values at some instant, and at
+  // that instant the send could not proceed.
+  if (!block && c->cap > 0 && !c->closed.load(std::memory_order_relaxed) &&
+      c->count.load(std::memory_order_relaxed) == c->cap)
+    return chan_status::not_ready;
+
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed)) {
+    c->lock.unlock();
+    throw_send_on_closed();
+  }
+  if (chan_waiter* r = c->recvq.pop_claimed()) {
+    if (r->take != nullptr) r->take(r->elem, src);
+    r->success = true;
+    c->lock.unlock();
+    r->ws->park.wake();
+    return chan_status::ok;
+  }
+  if (c->count.load(std::memory_order_relaxed) < c->cap) {
+    chan_send_to_buffer(c, src);
+    c->lock.unlock();
+    return chan_status::ok;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return chan_status::not_ready;
+  }
+  const bool timed = deadline != no_deadline;
+  if (timed && deadline <= nanotime()) {
+    c->lock.unlock();
+    return chan_status::timeout;
+  }
+  wait_state ws;
+  ws.needs_claim = timed;
+  chan_waiter w;
+  w.ws = &ws;
+  w.elem = src;
+  c->sendq.push(&w);
+  park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_send);
+  if (timed && ws.winner == nullptr) {
+    lock_guard lk(c->lock);
+    c->sendq.remove(&w);
+    return chan_status::timeout;
+  }
+  if (!w.success) throw_send_on_closed();
+  return chan_status::ok;
+}
+
+chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
+                      std::int64_t deadline) GORO_NO_TSA {
+  if (c == nullptr) {
+    if (!block) return chan_status::not_ready;
+    block_nil(deadline, wait_reason::chan_receive_nil);
+    return chan_status::timeout;
+  }
+  // Fast path (Go's): a try_recv on an empty buffered channel. If it is
+  // open, nothing can be received now. If it is closed and still empty
+  // after we saw it closed, it will stay empty: report closed (acquire pairs
+  // with the release store in chan_close).
+  if (!block && c->cap > 0 && c->count.load(std::memory_order_acquire) == 0) {
+    if (!c->closed.load(std::memory_order_acquire)) return chan_status::not_ready;
+    if (c->count.load(std::memory_order_acquire) == 0) return chan_status::closed;
+  }
+
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed) && c->count.load(std::memory_order_relaxed) == 0) {
+    c->lock.unlock();
+    return chan_status::closed;
+  }
+  if (chan_waiter* s = c->sendq.pop_claimed()) {
+    chan_recv_from_sender(c, s, dst, take);
+    c->lock.unlock();
+    s->ws->park.wake();
+    return chan_status::ok;
+  }
+  if (c->count.load(std::memory_order_relaxed) > 0) {
+    chan_recv_from_buffer(c, dst, take);
+    c->lock.unlock();
+    return chan_status::ok;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return chan_status::not_ready;
+  }
+  const bool timed = deadline != no_deadline;
+  if (timed && deadline <= nanotime()) {
+    c->lock.unlock();
+    return chan_status::timeout;
+  }
+  wait_state ws;
+  ws.needs_claim = timed;
+  chan_waiter w;
+  w.ws = &ws;
+  w.elem = dst;
+  w.take = take;
+  c->recvq.push(&w);
+  park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_receive);
+  if (timed && ws.winner == nullptr) {
+    lock_guard lk(c->lock);
+    c->recvq.remove(&w);
+    return chan_status::timeout;
+  }
+  return w.success ? chan_status::ok : chan_status::closed;
+}
+
+void chan_close(chan_core* c) GORO_NO_TSA {
+  if (c == nullptr) throw goro::panic_error("close of nil channel");
+  c->lock.lock();
+  if (c->closed.load(std::memory_order_relaxed)) {
+    c->lock.unlock();
+    throw goro::panic_error("close of closed channel");
+  }
+  // Release pairs with the acquire loads in chan_recv's fast path.
+  c->closed.store(true, std::memory_order_release);
+  // Every waiter goes, receivers seeing "closed" and senders throwing; wake
+  // them only after the lock is released. The popped waiters' next links
+  // are free to chain them.
+  chan_waiter* wake_list = nullptr;
+  chan_waiter** tail = &wake_list;
+  for (waitq* q : {&c->recvq, &c->sendq}) {
+    while (chan_waiter* w = q->pop_claimed()) {
+      w->success = false;
+      *tail = w;  // FIFO: woken in the order they came
+      tail = &w->next;
+    }
+  }
+  c->lock.unlock();
+  while (wake_list != nullptr) {
+    chan_waiter* w = wake_list;
+    wake_list = w->next;  // read before the wake: w may vanish right after
+    w->ws->park.wake();
+  }
+}
+
+}  // namespace goro::detail

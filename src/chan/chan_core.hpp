@@ -1,0 +1,164 @@
+// The channel core (Go's hchan, runtime/chan.go), shared by chan.cpp and
+// select.cpp.
+//
+// Invariants, all under chan_core::lock:
+//  - count values sit in the ring buf[recvx .. recvx+count) (mod cap).
+//  - recvq is non-empty only when no value can be received right now
+//    (count == 0 and no sender waits), and sendq only when none can be sent
+//    (count == cap and no receiver waits). A select's waiter may linger in a
+//    queue after its select was decided elsewhere; whoever pops it must first
+//    win its wait_state (claim), else it drops the waiter and looks further.
+//  - closed never goes back to false; once closed, both queues are empty.
+//
+// Waking (park.hpp's protocol): a waker pops a waiter under the lock, claims
+// its wait_state if it needs claiming, completes the exchange through the
+// waiter's pointers (moves the value into the receiver's destination or out
+// of the sender's object), records the outcome, releases the lock and wakes
+// the waiter's parker. After the wake it never touches the waiter again.
+//
+// Lock order: channel locks rank with the wait-queue locks of lock.hpp (rank
+// 1). A select takes several, always in increasing address order, so two
+// selects never deadlock; nothing else takes two channel locks.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "goro/chan.hpp"
+#include "platform/lock.hpp"
+#include "runtime/park.hpp"
+#include "runtime/timer.hpp"
+
+namespace goro::detail {
+
+struct chan_waiter;
+
+/// What a blocked operation waits on: one parker and, when several wakers
+/// may compete for it (a select's cases, a deadline timer), the claim flag
+/// that exactly one of them wins.
+struct wait_state {
+  parker park;
+  bool needs_claim = false;
+  // 0 until a waker claims the wait. Claimed by compare-exchange (acq_rel):
+  // the winner alone may complete the operation and wake the parker.
+  std::atomic<std::uint32_t> claimed{0};
+  // The waiter whose case won (written by the claimer before wake), or
+  // nullptr when a deadline timer won.
+  chan_waiter* winner = nullptr;
+  timer deadline_timer;
+
+  bool claim() noexcept {
+    if (!needs_claim) return true;
+    std::uint32_t expected = 0;
+    return claimed.compare_exchange_strong(expected, 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
+  }
+};
+
+/// One operation waiting on one channel (Go's sudog); lives on the waiting
+/// party's stack.
+struct chan_waiter {
+  wait_state* ws = nullptr;
+  chan_waiter* next = nullptr;
+  chan_waiter* prev = nullptr;
+  bool queued = false;
+  // Send: the value to move from. Receive: the destination, filled by take.
+  void* elem = nullptr;
+  chan_take_fn take = nullptr;
+  // Written by the waker before it wakes: true if the value was exchanged,
+  // false if the channel was closed under the waiter.
+  bool success = false;
+  std::uint32_t case_index = 0;  // select: which case this waiter is
+};
+
+struct waitq {
+  chan_waiter* first = nullptr;
+  chan_waiter* last = nullptr;
+
+  bool empty() const noexcept { return first == nullptr; }
+  void push(chan_waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = last;
+    if (last != nullptr) {
+      last->next = w;
+    } else {
+      first = w;
+    }
+    last = w;
+    w->queued = true;
+  }
+  void remove(chan_waiter* w) noexcept {
+    if (!w->queued) return;
+    if (w->prev != nullptr) {
+      w->prev->next = w->next;
+    } else {
+      first = w->next;
+    }
+    if (w->next != nullptr) {
+      w->next->prev = w->prev;
+    } else {
+      last = w->prev;
+    }
+    w->next = w->prev = nullptr;
+    w->queued = false;
+  }
+  /// Pops the first waiter whose wait this caller wins (Go's dequeue);
+  /// waiters of selects decided elsewhere are dropped on the way.
+  chan_waiter* pop_claimed() noexcept {
+    while (chan_waiter* w = first) {
+      remove(w);
+      if (w->ws->claim()) {
+        w->ws->winner = w;
+        return w;
+      }
+    }
+    return nullptr;
+  }
+};
+
+struct chan_core {
+  std::atomic<std::int32_t> refs{1};
+  lock_t lock;
+  const chan_elem_ops* ops = nullptr;
+  std::size_t cap = 0;
+  // Written under lock; read without it by len() and by the try_ fast paths,
+  // which need only a value that was true at some instant.
+  std::atomic<std::size_t> count{0};
+  std::atomic<bool> closed{false};
+  std::size_t sendx GORO_GUARDED_BY(lock) = 0;
+  std::size_t recvx GORO_GUARDED_BY(lock) = 0;
+  waitq recvq GORO_GUARDED_BY(lock);
+  waitq sendq GORO_GUARDED_BY(lock);
+  unsigned char* buf = nullptr;  // cap slots of ops->size bytes, after this struct
+  std::size_t stride = 0;
+
+  void* slot(std::size_t i) const noexcept { return buf + i * stride; }
+};
+
+/// Exchange steps (lock held; each leaves the channel consistent).
+/// A receiver takes `sender`'s value (sender popped from sendq); for a
+/// buffered channel the head of the buffer goes to the receiver and the
+/// sender's value takes its place at the tail.
+void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take)
+    GORO_REQUIRES(c->lock);
+/// Takes the buffer's head value into dst (count > 0).
+void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) GORO_REQUIRES(c->lock);
+/// Appends the value at src to the buffer (count < cap).
+void chan_send_to_buffer(chan_core* c, void* src) GORO_REQUIRES(c->lock);
+
+[[noreturn]] void throw_send_on_closed();
+
+/// Blocks the caller, whose waiters are queued on ws, until a waker claims
+/// ws and wakes it, or until the deadline (no_deadline: none) claims it.
+/// release(arg) releases the channel locks the caller holds; for a goroutine
+/// it runs after its context is saved. On return ws.winner is the waiter
+/// that won, or nullptr if the deadline did: then waiters may still sit in
+/// channel queues and the caller must take them out under the locks.
+void park_on(wait_state& ws, void (*release)(void*), void* arg, std::int64_t deadline,
+             wait_reason reason);
+
+/// Blocks forever, or until the deadline: an operation on a nil channel.
+void block_nil(std::int64_t deadline, wait_reason reason);
+
+}  // namespace goro::detail

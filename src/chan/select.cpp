@@ -1,0 +1,214 @@
+// select (Go's selectgo, runtime/select.go).
+//
+// Protocol:
+//  1. Shuffle the non-nil cases into a random poll order; sort them by
+//     channel address into the lock order; lock every distinct channel in
+//     that order (address order: two selects can never deadlock).
+//  2. Poll the cases in poll order; the first that can proceed does, and
+//     select returns. A send case on a closed channel is "ready" and throws.
+//  3. Nothing ready: with a default, unlock and take it. Otherwise queue a
+//     waiter on every case's channel, all sharing one wait_state that needs
+//     claiming, and park; the locks are released once the context is saved.
+//  4. Exactly one waker wins the claim (a peer's send or receive, a close, or
+//     the deadline timer): it completes that case through the waiter's
+//     pointers and wakes us; wakers that lose drop our other waiters as they
+//     meet them.
+//  5. Awake: lock everything again, take our remaining waiters out of their
+//     queues, unlock, and report the winner.
+//
+// Memory ordering: as for the single operations (chan.cpp): all exchanges
+// happen under the channel lock, or through the waiter record between a
+// wake (release) and the return from park (acquire).
+#include <algorithm>
+#include <new>
+#include <stdexcept>
+
+#include "chan/chan_core.hpp"
+#include "goro/select.hpp"
+#include "platform/clock.hpp"
+
+namespace goro::detail {
+
+static_assert(sizeof(chan_waiter) <= sizeof(select_slot::waiter),
+              "select_slot::waiter must hold a chan_waiter");
+static_assert(alignof(chan_waiter) <= alignof(select_slot), "select_slot is under-aligned");
+
+namespace {
+
+struct lock_set {
+  const select_case_rec* cases;
+  const select_slot* slots;
+  std::size_t n;  // number of non-nil cases, in slots[0..n).lock_order
+};
+
+void lock_all(const lock_set& s) GORO_NO_TSA {
+  chan_core* prev = nullptr;
+  for (std::size_t i = 0; i < s.n; ++i) {
+    chan_core* c = s.cases[s.slots[i].lock_order].c;
+    if (c != prev) c->lock.lock();  // duplicates are adjacent in lock order
+    prev = c;
+  }
+}
+
+void unlock_all(const lock_set& s) GORO_NO_TSA {
+  // Any order is deadlock-free; reverse order is the conventional one.
+  for (std::size_t i = s.n; i-- > 0;) {
+    chan_core* c = s.cases[s.slots[i].lock_order].c;
+    if (i == 0 || s.cases[s.slots[i - 1].lock_order].c != c) c->lock.unlock();
+  }
+}
+
+void unlock_all_cb(void* arg) { unlock_all(*static_cast<const lock_set*>(arg)); }
+
+chan_waiter* waiter_at(select_slot* slots, std::size_t i) {
+  return std::launder(reinterpret_cast<chan_waiter*>(slots[i].waiter));
+}
+
+}  // namespace
+
+select_result select_impl(const select_case_rec* cases, select_slot* slots, std::size_t n,
+                          bool has_default, std::int64_t deadline) GORO_NO_TSA {
+  // 1. Poll order: an inside-out Fisher-Yates shuffle of the non-nil cases.
+  std::size_t live = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (cases[i].c == nullptr) continue;
+    const std::size_t j = cheap_rand() % (live + 1);
+    slots[live].poll_order = slots[j].poll_order;
+    slots[j].poll_order = static_cast<std::uint32_t>(i);
+    ++live;
+  }
+  if (live == 0) {
+    if (has_default) return {select_chose_default, false};
+    block_nil(deadline, wait_reason::select_no_cases);
+    return {select_timed_out, false};
+  }
+  // Lock order: by channel address (insertion sort; selects are small).
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].poll_order;
+    const auto key = reinterpret_cast<std::uintptr_t>(cases[k].c);
+    std::size_t j = i;
+    while (j > 0 && reinterpret_cast<std::uintptr_t>(cases[slots[j - 1].lock_order].c) > key) {
+      slots[j].lock_order = slots[j - 1].lock_order;
+      --j;
+    }
+    slots[j].lock_order = k;
+  }
+  const lock_set locks{cases, slots, live};
+  lock_all(locks);
+
+  // 2. Poll.
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].poll_order;
+    const select_case_rec& cs = cases[k];
+    chan_core* c = cs.c;
+    if (cs.send) {
+      if (c->closed.load(std::memory_order_relaxed)) {
+        unlock_all(locks);
+        throw_send_on_closed();
+      }
+      if (chan_waiter* r = c->recvq.pop_claimed()) {
+        if (r->take != nullptr) r->take(r->elem, cs.elem);
+        r->success = true;
+        unlock_all(locks);
+        r->ws->park.wake();
+        return {static_cast<std::ptrdiff_t>(k), true};
+      }
+      if (c->count.load(std::memory_order_relaxed) < c->cap) {
+        chan_send_to_buffer(c, cs.elem);
+        unlock_all(locks);
+        return {static_cast<std::ptrdiff_t>(k), true};
+      }
+    } else {
+      if (chan_waiter* s = c->sendq.pop_claimed()) {
+        chan_recv_from_sender(c, s, cs.elem, cs.take);
+        unlock_all(locks);
+        s->ws->park.wake();
+        return {static_cast<std::ptrdiff_t>(k), true};
+      }
+      if (c->count.load(std::memory_order_relaxed) > 0) {
+        chan_recv_from_buffer(c, cs.elem, cs.take);
+        unlock_all(locks);
+        return {static_cast<std::ptrdiff_t>(k), true};
+      }
+      if (c->closed.load(std::memory_order_relaxed)) {
+        unlock_all(locks);
+        return {static_cast<std::ptrdiff_t>(k), false};
+      }
+    }
+  }
+
+  // 3. Nothing ready.
+  if (has_default) {
+    unlock_all(locks);
+    return {select_chose_default, false};
+  }
+  if (deadline != no_deadline && deadline <= nanotime()) {
+    unlock_all(locks);
+    return {select_timed_out, false};
+  }
+  wait_state ws;
+  ws.needs_claim = true;
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].lock_order;
+    const select_case_rec& cs = cases[k];
+    auto* w = ::new (static_cast<void*>(slots[k].waiter)) chan_waiter;
+    w->ws = &ws;
+    w->elem = cs.elem;
+    w->take = cs.take;
+    w->case_index = k;
+    (cs.send ? cs.c->sendq : cs.c->recvq).push(w);
+  }
+  park_on(ws, &unlock_all_cb, const_cast<lock_set*>(&locks), deadline, wait_reason::select);
+
+  // 5. Awake: drop the waiters that did not win.
+  chan_waiter* winner = ws.winner;
+  lock_all(locks);
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].lock_order;
+    chan_waiter* w = waiter_at(slots, k);
+    if (w != winner) (cases[k].send ? cases[k].c->sendq : cases[k].c->recvq).remove(w);
+  }
+  unlock_all(locks);
+  if (winner == nullptr) return {select_timed_out, false};
+  const std::uint32_t k = winner->case_index;
+  if (cases[k].send && !winner->success) throw_send_on_closed();
+  return {static_cast<std::ptrdiff_t>(k), winner->success};
+}
+
+}  // namespace goro::detail
+
+namespace goro {
+
+std::size_t select(std::span<select_case> cases) {
+  constexpr std::size_t small = 8;
+  const std::size_t n = cases.size();
+  detail::select_case_rec small_recs[small];
+  detail::select_slot small_slots[small];
+  std::unique_ptr<detail::select_case_rec[]> big_recs;
+  std::unique_ptr<detail::select_slot[]> big_slots;
+  detail::select_case_rec* recs = small_recs;
+  detail::select_slot* slots = small_slots;
+  if (n > small) {
+    big_recs = std::make_unique<detail::select_case_rec[]>(n);
+    big_slots = std::make_unique<detail::select_slot[]>(n);
+    recs = big_recs.get();
+    slots = big_slots.get();
+  }
+  std::size_t default_pos = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!cases[i].impl_) throw std::invalid_argument("goro::select: empty (moved-from) select_case");
+    if (cases[i].impl_->is_default()) {
+      if (default_pos != n) throw std::invalid_argument("goro::select: multiple default cases");
+      default_pos = i;
+    }
+    recs[i] = cases[i].impl_->rec();
+  }
+  const detail::select_result r =
+      detail::select_impl(recs, slots, n, default_pos != n, detail::no_deadline);
+  const std::size_t chosen =
+      r.index == detail::select_chose_default ? default_pos : static_cast<std::size_t>(r.index);
+  cases[chosen].impl_->complete();
+  return chosen;
+}
+
+}  // namespace goro
