@@ -10,9 +10,7 @@
 // Exit codes: 0 ok, 1 wrong result, 2 usage, 3 workload not implemented yet.
 //
 // Adding a workload: write `int name(long n)` (runs as goro's main goroutine,
-// returns the exit code) and put it in the kWorkloads table below. The
-// channel workloads are listed there with a null function until goro has
-// channels.
+// returns the exit code) and put it in the kWorkloads table below.
 #include <goro/goro.hpp>
 
 #include <unistd.h>
@@ -174,21 +172,21 @@ int timers(long n) {
   return 0;
 }
 
-// n goroutines parked; resident memory growth per goroutine.
-// Go parks them on a channel receive; until goro has channels they park on a
-// wait group that main releases at the end.
+struct token {};  // Go's struct{}
+
+// n goroutines parked on a channel receive; resident memory growth per
+// goroutine (Go's figure is runtime.MemStats.Sys growth).
 int idle_mem(long n) {
   goro::wait_group ready;
-  goro::wait_group block;
-  block.add(1);
+  goro::chan<token> block = goro::make_chan<token>();
   const std::int64_t baseline = goro::num_goroutines();
   const long long before = resident_bytes();
   if (before < 0) return fail("idle_mem", "cannot read /proc/self/statm");
   ready.add(static_cast<int>(n));
   for (long i = 0; i < n; ++i) {
-    goro::go([&ready, &block] {
+    goro::go([&ready, block] {
       ready.done();
-      block.wait();
+      (void)block.recv();
     });
   }
   ready.wait();
@@ -200,14 +198,129 @@ int idle_mem(long n) {
     std::snprintf(msg, sizeof msg,
                   "bad goroutine count: %" PRId64 " alive, expected at least %" PRId64, alive,
                   baseline + static_cast<std::int64_t>(n));
-    block.done();
+    block.close();
     return fail("idle_mem", msg);
   }
   // Go: fmt.Printf("idle_mem %.0f bytes/goroutine\n", float64(ms.Sys-before)/float64(n))
   std::printf("idle_mem %.0f bytes/goroutine\n",
               static_cast<double>(after - before) / static_cast<double>(n));
   std::fflush(stdout);
-  block.done();
+  block.close();
+  return 0;
+}
+
+// A tree of 1,111,111 goroutines (the size is fixed, as in Go: n is not
+// used), ten children each; leaves send their number up unbuffered channels.
+void skynet_node(goro::send_chan<std::int64_t> out, std::int64_t num, std::int64_t size,
+                 std::int64_t div) {
+  if (size == 1) {
+    out.send(num);
+    return;
+  }
+  goro::chan<std::int64_t> rc = goro::make_chan<std::int64_t>();
+  for (std::int64_t i = 0; i < div; ++i) {
+    const std::int64_t sub = num + i * (size / div);
+    goro::go([rc, sub, size, div] { skynet_node(rc, sub, size / div, div); });
+  }
+  std::int64_t sum = 0;
+  for (std::int64_t i = 0; i < div; ++i) sum += *rc.recv();
+  out.send(sum);
+}
+
+int skynet(long) {
+  const auto start = clock_type::now();
+  goro::chan<std::int64_t> c = goro::make_chan<std::int64_t>();
+  goro::go([c] { skynet_node(c, 0, 1000000, 10); });
+  const std::int64_t r = *c.recv();
+  if (r != 499999500000) return fail("skynet", "bad sum");
+  report_ms("skynet", start);
+  return 0;
+}
+
+// Two goroutines exchange a value over two unbuffered channels n times.
+int pingpong(long n) {
+  goro::chan<long> a = goro::make_chan<long>();
+  goro::chan<long> b = goro::make_chan<long>();
+  goro::go([a, b] {
+    for (long v : a) b.send(v);
+    b.close();
+  });
+  const auto start = clock_type::now();
+  for (long i = 0; i < n; ++i) {
+    a.send(i);
+    if (*b.recv() != i) return fail("pingpong", "bad value");
+  }
+  report_ns("pingpong", start, n);
+  a.close();
+  return 0;
+}
+
+// One producer, one consumer, capacity 1024; close and drain by range.
+int spsc_buffered(long n) {
+  goro::chan<long> ch = goro::make_chan<long>(1024);
+  const auto start = clock_type::now();
+  goro::go([ch, n] {
+    for (long i = 0; i < n; ++i) ch.send(i);
+    ch.close();
+  });
+  long expect = 0;
+  for (long v : ch) {
+    if (v != expect) return fail("spsc_buffered", "out of order");
+    ++expect;
+  }
+  report_ns("spsc_buffered", start, n);
+  if (expect != n) return fail("spsc_buffered", "lost values");
+  return 0;
+}
+
+// 4 producers and 4 consumers on one channel of capacity 128.
+int mpmc(long n) {
+  goro::chan<long> ch = goro::make_chan<long>(128);
+  goro::wait_group wg;
+  goro::mutex mu;
+  std::int64_t total = 0;
+  const long per = n / 4;
+  const auto start = clock_type::now();
+  for (int p = 0; p < 4; ++p) {
+    goro::go([ch, per] {
+      for (long i = 0; i < per; ++i) ch.send(i);
+    });
+  }
+  wg.add(4);
+  for (int c = 0; c < 4; ++c) {
+    goro::go([ch, per, &wg, &mu, &total] {
+      std::int64_t s = 0;
+      for (long i = 0; i < per; ++i) s += *ch.recv();
+      mu.lock();
+      total += s;
+      mu.unlock();
+      wg.done();
+    });
+  }
+  wg.wait();
+  report_ns("mpmc", start, per * 4);
+  if (total != 4 * (static_cast<std::int64_t>(per) * (per - 1) / 2)) return fail("mpmc", "bad sum");
+  return 0;
+}
+
+// One consumer selects over two buffered channels fed by two producers.
+int select2(long n) {
+  goro::chan<long> c1 = goro::make_chan<long>(16);
+  goro::chan<long> c2 = goro::make_chan<long>(16);
+  const long half = n / 2;
+  goro::go([c1, half] {
+    for (long i = 0; i < half; ++i) c1.send(i);
+  });
+  goro::go([c2, half] {
+    for (long i = 0; i < half; ++i) c2.send(i);
+  });
+  long got1 = 0, got2 = 0;
+  const auto start = clock_type::now();
+  for (long i = 0; i < 2 * half; ++i) {
+    goro::select(goro::on_recv(c1, [&] { ++got1; }), goro::on_recv(c2, [&] { ++got2; }));
+  }
+  report_ns("select2", start, 2 * half);
+  if (got1 != half || got2 != half) return fail("select2", "bad counts");
   return 0;
 }
 
@@ -220,12 +333,9 @@ struct workload {
 };
 
 constexpr workload kWorkloads[] = {
-    {"skynet", nullptr},         // needs chan
-    {"pingpong", nullptr},       // needs chan
-    {"spsc_buffered", nullptr},  // needs chan
-    {"mpmc", nullptr},           // needs chan
-    {"select2", nullptr},        // needs chan + select
-    {"spawn", &spawn},          {"mutex", &mutex}, {"timers", &timers}, {"idle_mem", &idle_mem},
+    {"skynet", &skynet}, {"pingpong", &pingpong}, {"spsc_buffered", &spsc_buffered},
+    {"mpmc", &mpmc},     {"select2", &select2},   {"spawn", &spawn},
+    {"mutex", &mutex},   {"timers", &timers},     {"idle_mem", &idle_mem},
 };
 
 int usage(const char* argv0) {

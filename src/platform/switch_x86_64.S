@@ -4,7 +4,8 @@
 //   Pushes the callee-saved registers (rbp, rbx, r12-r15) and the FP control
 //   words (MXCSR and the x87 control word) on the current stack, stores the
 //   stack pointer to *save_sp, loads load_sp, pops the same frame from it and
-//   returns there with arg as the return value. Everything else is
+//   returns there with arg as the return value. A control word is loaded
+//   only if it differs from the current one (rcx and r8 are scratch). Everything else is
 //   caller-saved in the SysV ABI, so the C++ caller has already spilled it.
 //
 // void goro_trampoline()
@@ -34,11 +35,19 @@ goro_switch:
         .cfi_adjust_cfa_offset 8
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
+        movl    (%rsp), %ecx            // the control words we leave with
+        movzwl  4(%rsp), %r8d
         movq    %rsp, (%rdi)
         movq    %rsi, %rsp
+        // Loading a control word stalls the pipeline; almost every context
+        // runs with the defaults, so load only the ones that differ.
+        cmpl    (%rsp), %ecx
+        je      1f
         ldmxcsr (%rsp)
+1:      cmpw    4(%rsp), %r8w
+        je      2f
         fldcw   4(%rsp)
-        addq    $8, %rsp
+2:      addq    $8, %rsp
         popq    %r15
         popq    %r14
         popq    %r13

@@ -137,12 +137,14 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
   return true;
 }
 
-void runqput(P* p, G* g, bool next) noexcept {
+// Returns false only when g went into an empty runnext slot: then nothing
+// new is waiting in the stealable queue.
+bool runqput(P* p, G* g, bool next) noexcept {
   if (next) {
     // acq_rel: publishes g (release) and takes ownership of the previous
     // runnext (acquire, pairs with the exchange that stored it).
     G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
-    if (old == nullptr) return;
+    if (old == nullptr) return false;
     g = old;  // kick the previous runnext to the queue
   }
   for (;;) {
@@ -153,9 +155,9 @@ void runqput(P* p, G* g, bool next) noexcept {
       p->runq[tail % runq_capacity].store(g, std::memory_order_relaxed);
       // Release pairs with the acquire load of tail in runqget/runqgrab.
       p->runq_tail.store(tail + 1, std::memory_order_release);
-      return;
+      return true;
     }
-    if (runqput_slow(p, g, head, tail)) return;
+    if (runqput_slow(p, g, head, tail)) return true;
   }
 }
 
@@ -1178,7 +1180,13 @@ void goready(G* g) noexcept {
   g->status.store(gstatus::runnable, std::memory_order_relaxed);
   M* m = current_m();
   if (m != nullptr && m->p != nullptr) {
-    runqput(m->p, g, true);
+    // A goroutine woken into an empty runnext slot runs on this P as soon as
+    // the waker blocks or yields, which in message passing is next: waking
+    // another thread for it would only make that thread spin, find nothing
+    // and sleep again, a futex round trip per message (tokio's LIFO slot
+    // does the same). Work that lands in the stealable queue still wakes a
+    // thread.
+    if (!runqput(m->p, g, true)) return;
   } else {
     lock_guard lk(sched.lock);
     globrunq_put_batch(g, g, 1);
