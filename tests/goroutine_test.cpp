@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cfenv>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -649,12 +650,15 @@ TEST(yield, alternates_two_goroutines_on_one_p) {
     constexpr int rounds = 200;
     std::vector<int> order;
     order.reserve(2 * rounds);
+    goro::mutex order_mu;  // yield orders nothing for the race detector
     goro::wait_group wg;
     wg.add(2);
     for (int who = 0; who < 2; ++who) {
       goro::go([&, who] {
         for (int i = 0; i < rounds; ++i) {
+          order_mu.lock();
           order.push_back(who);
+          order_mu.unlock();
           goro::yield();
         }
         wg.done();
@@ -670,7 +674,8 @@ TEST(yield, alternates_two_goroutines_on_one_p) {
 
 TEST(yield, spinning_on_a_flag_with_yield_makes_progress_on_one_p) {
   goro::run(goro::run_options{.maxprocs = 1}, [] {
-    bool flag = false;  // one P: no data race
+    // Atomic although one P runs both: yield orders nothing (Go's model).
+    std::atomic<bool> flag{false};
     goro::wait_group wg;
     wg.add(2);
     goro::go([&] {
@@ -683,6 +688,36 @@ TEST(yield, spinning_on_a_flag_with_yield_makes_progress_on_one_p) {
     });
     wg.wait();
     EXPECT_TRUE(flag);
+  });
+}
+
+// The FP control words (x87 control word and MXCSR: rounding mode, masked
+// exceptions) belong to the goroutine, as the callee-saved registers do: two
+// goroutines sharing one thread each keep their own rounding mode.
+TEST(context_switch, floating_point_control_words_are_per_goroutine) {
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    std::atomic<int> seen_by_second{-1};
+    std::atomic<int> first_after_switch{-1};
+    goro::wait_group wg;
+    wg.add(2);
+    goro::go([&] {
+      std::fesetround(FE_UPWARD);
+      goro::yield();  // the second goroutine runs here, on the same thread
+      first_after_switch = std::fegetround();
+      std::fesetround(FE_TONEAREST);
+      wg.done();
+    });
+    goro::go([&] {
+      seen_by_second = std::fegetround();
+      std::fesetround(FE_DOWNWARD);
+      goro::yield();
+      std::fesetround(FE_TONEAREST);
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_EQ(seen_by_second.load(), FE_TONEAREST) << "a goroutine inherited another's rounding mode";
+    EXPECT_EQ(first_after_switch.load(), FE_UPWARD) << "a goroutine lost its rounding mode";
+    EXPECT_EQ(std::fegetround(), FE_TONEAREST);
   });
 }
 

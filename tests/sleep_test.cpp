@@ -141,6 +141,7 @@ TEST(sleep, goroutines_wake_in_deadline_order_on_one_p) {
     order.clear();
     bool stalled = false;
     goro::run(goro::run_options{.maxprocs = 1}, [&] {
+      goro::mutex order_mu;
       const auto base = steady::now() + 30ms;
       goro::wait_group wg;
       wg.add(n);
@@ -151,6 +152,9 @@ TEST(sleep, goroutines_wake_in_deadline_order_on_one_p) {
           goro::sleep_until(deadline);
           const auto woke = steady::now();
           EXPECT_GE(woke, deadline);
+          // One P runs them one at a time, but only a lock orders them for
+          // the race detector (Go's memory model has no "same thread" edge).
+          std::lock_guard lk(order_mu);
           if (woke - deadline >= spacing) stalled = true;
           order.push_back(i);
           wg.done();

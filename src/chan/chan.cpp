@@ -85,17 +85,19 @@ void park_on(wait_state& ws, void (*release)(void*), void* arg, std::int64_t dea
     if (deadline != no_deadline) timer_stop(&ws.deadline_timer);
     return;
   }
+  // A plain thread: its TSan clock travels through ws (race_acquire_for).
+  race_release(&ws);
   release(arg);
   if (deadline == no_deadline) {
     ws.park.thread_wait();
-    return;
+  } else if (!ws.park.thread_wait_until(deadline)) {
+    if (ws.claim()) {
+      ws.winner = nullptr;  // nobody else will wake us: timed out
+      return;
+    }
+    ws.park.thread_wait();  // a waker claimed us first and is about to wake us
   }
-  if (ws.park.thread_wait_until(deadline)) return;
-  if (ws.claim()) {
-    ws.winner = nullptr;  // nobody else will wake us: timed out
-    return;
-  }
-  ws.park.thread_wait();  // a waker claimed us first and is about to wake us
+  race_acquire(&ws);
 }
 
 void block_nil(std::int64_t deadline, wait_reason reason) {
@@ -111,35 +113,75 @@ void block_nil(std::int64_t deadline, wait_reason reason) {
   for (;;) futex_wait(&never, 0);
 }
 
+// The channel's own moves of the values it carries, unchecked by TSan (as
+// Go's runtime copies them uninstrumented): a value may be moved by a third
+// party for a parked sender or receiver. The edges around each exchange are
+// made explicitly (chan_core.hpp) and order the user's own accesses.
+void move_value(const chan_core* c, void* dst, void* src) noexcept {
+  race_ignore unchecked;
+  c->ops->move_construct(dst, src);
+}
+void take_value(chan_take_fn take, void* dst, void* src) noexcept {
+  if (take == nullptr) return;  // a receive that drops the value
+  race_ignore unchecked;
+  take(dst, src);
+}
+void destroy_value(const chan_core* c, void* p) noexcept {
+  race_ignore unchecked;
+  c->ops->destroy(p);
+}
+
 [[noreturn]] void throw_send_on_closed() { throw goro::panic_error("send on closed channel"); }
 
 // ---------------------------------------------------------------------------
 // Exchange steps.
 
 void chan_send_to_buffer(chan_core* c, void* src) {
-  c->ops->move_construct(c->slot(c->sendx), src);
+  race_through_slot(c, c->sendx);
+  move_value(c, c->slot(c->sendx), src);
   if (++c->sendx == c->cap) c->sendx = 0;
   c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) {
+  race_through_slot(c, c->recvx);
   void* head = c->slot(c->recvx);
-  if (take != nullptr) take(dst, head);
-  c->ops->destroy(head);
+  take_value(take, dst, head);
+  destroy_value(c, head);
   if (++c->recvx == c->cap) c->recvx = 0;
   c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
+void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) {
+  if (c->cap == 0) {
+    race_sync_unbuffered(c, r);
+  } else {
+    // As if through the slot at recvx (the buffer is empty: recvx == sendx).
+    race_through_slot(c, c->recvx);
+    race_through_slot_as(c, c->recvx, r);
+#if GORO_TSAN
+    // Keep the slot sequence Go's model counts with (racenotify).
+    if (++c->recvx == c->cap) c->recvx = 0;
+    c->sendx = c->recvx;
+#endif
+  }
+  take_value(r->take, r->elem, src);
+  r->success = true;
+}
+
 void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take) {
   if (c->cap == 0) {
-    if (take != nullptr) take(dst, sender->elem);
+    race_sync_unbuffered(c, sender);
+    take_value(take, dst, sender->elem);
   } else {
+    race_through_slot(c, c->recvx);
+    race_through_slot_as(c, c->recvx, sender);
     // The buffer is full (a sender waits): the receiver gets the head, the
     // sender's value goes to the tail, which is the slot just emptied.
     void* head = c->slot(c->recvx);
-    if (take != nullptr) take(dst, head);
-    c->ops->destroy(head);
-    c->ops->move_construct(head, sender->elem);
+    take_value(take, dst, head);
+    destroy_value(c, head);
+    move_value(c, head, sender->elem);
     if (++c->recvx == c->cap) c->recvx = 0;
     c->sendx = c->recvx;
   }
@@ -168,14 +210,17 @@ void chan_retain(chan_core* c) noexcept {
   c->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-void chan_release(chan_core* c) noexcept {
-  // acq_rel: every use through other handles happens before the destruction.
+void chan_release(chan_core* c) noexcept GORO_NO_TSA {
+  // acq_rel: every use through other handles happens before the destruction
+  // (and, for TSan, the same edge made explicitly).
+  race_release(c);
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  race_acquire(c);
   // No handle is left, so no operation is in progress and no waiter queued.
   std::size_t n = c->count.load(std::memory_order_relaxed);
   std::size_t i = c->recvx;
   for (; n > 0; --n) {
-    c->ops->destroy(c->slot(i));
+    destroy_value(c, c->slot(i));
     if (++i == c->cap) i = 0;
   }
   const std::align_val_t al = chan_alignment(c->ops);
@@ -207,8 +252,7 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
     throw_send_on_closed();
   }
   if (chan_waiter* r = c->recvq.pop_claimed()) {
-    if (r->take != nullptr) r->take(r->elem, src);
-    r->success = true;
+    chan_send_to_receiver(c, r, src);
     c->lock.unlock();
     r->ws->park.wake();
     return chan_status::ok;
@@ -256,11 +300,15 @@ chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
   // with the release store in chan_close).
   if (!block && c->cap > 0 && c->count.load(std::memory_order_acquire) == 0) {
     if (!c->closed.load(std::memory_order_acquire)) return chan_status::not_ready;
-    if (c->count.load(std::memory_order_acquire) == 0) return chan_status::closed;
+    if (c->count.load(std::memory_order_acquire) == 0) {
+      race_acquire(race_close_addr(c));
+      return chan_status::closed;
+    }
   }
 
   c->lock.lock();
   if (c->closed.load(std::memory_order_relaxed) && c->count.load(std::memory_order_relaxed) == 0) {
+    race_acquire(race_close_addr(c));
     c->lock.unlock();
     return chan_status::closed;
   }
@@ -307,6 +355,7 @@ void chan_close(chan_core* c) GORO_NO_TSA {
     c->lock.unlock();
     throw goro::panic_error("close of closed channel");
   }
+  race_release(race_close_addr(c));
   // Release pairs with the acquire loads in chan_recv's fast path.
   c->closed.store(true, std::memory_order_release);
   // Every waiter goes, receivers seeing "closed" and senders throwing; wake
@@ -316,6 +365,7 @@ void chan_close(chan_core* c) GORO_NO_TSA {
   chan_waiter** tail = &wake_list;
   for (waitq* q : {&c->recvq, &c->sendq}) {
     while (chan_waiter* w = q->pop_claimed()) {
+      race_acquire_for(w, race_close_addr(c));
       w->success = false;
       *tail = w;  // FIFO: woken in the order they came
       tail = &w->next;

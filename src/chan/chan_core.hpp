@@ -136,12 +136,66 @@ struct chan_core {
   void* slot(std::size_t i) const noexcept { return buf + i * stride; }
 };
 
+// ---------------------------------------------------------------------------
+// TSan edges (race.hpp) of the exchange steps, after Go's racenotify and
+// racesync. A buffered channel passes every value through a slot: whoever
+// puts a value in or takes it out acquires the slot's clock and releases its
+// own into it, which yields "send before receive" and "k-th receive before
+// the (k+C)-th send" (Go's model of a buffered channel as a semaphore). An
+// unbuffered exchange synchronizes both parties both ways. All of it runs
+// under the channel lock; the _as forms act for a parked waiter.
+
+inline const void* race_slot_addr(const chan_core* c, std::size_t i) noexcept {
+  return c->cap != 0 ? c->slot(i) : static_cast<const void*>(&c->recvx);
+}
+inline void race_through_slot(const chan_core* c, std::size_t i) noexcept {
+  race_acquire(race_slot_addr(c, i));
+  race_release(race_slot_addr(c, i));
+}
+// For a parked goroutine, act in its TSan context. A sleeping plain thread's
+// context cannot be borrowed from another thread, so it takes part through
+// its wait_state instead: it releases its clock there before it sleeps and
+// acquires from there when it wakes (park_on), and the waker relays. That
+// also orders the waker after the thread's past: an over-approximation that
+// can only hide a race.
+inline void race_acquire_for(const chan_waiter* w, const void* addr) noexcept {
+  if (w->ws->park.is_goroutine()) {
+    race_acquire_as(w->ws->park.race_ctx(), addr);
+  } else {
+    race_acquire(addr);
+    race_release(w->ws);
+  }
+}
+inline void race_release_for(const chan_waiter* w, const void* addr) noexcept {
+  if (w->ws->park.is_goroutine()) {
+    race_release_as(w->ws->park.race_ctx(), addr);
+  } else {
+    race_acquire(w->ws);
+    race_release(addr);
+  }
+}
+inline void race_through_slot_as(const chan_core* c, std::size_t i, const chan_waiter* w) noexcept {
+  race_acquire_for(w, race_slot_addr(c, i));
+  race_release_for(w, race_slot_addr(c, i));
+}
+inline void race_sync_unbuffered(const chan_core* c, const chan_waiter* w) noexcept {
+  const void* a = race_slot_addr(c, 0);
+  race_release(a);
+  race_acquire_for(w, a);
+  race_release_for(w, a);
+  race_acquire(a);
+}
+inline const void* race_close_addr(const chan_core* c) noexcept { return &c->closed; }
+
 /// Exchange steps (lock held; each leaves the channel consistent).
 /// A receiver takes `sender`'s value (sender popped from sendq); for a
 /// buffered channel the head of the buffer goes to the receiver and the
 /// sender's value takes its place at the tail.
 void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take)
     GORO_REQUIRES(c->lock);
+/// The sender (the caller, value at src) completes receiver r, popped from
+/// recvq (the buffer is empty, if there is one).
+void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRES(c->lock);
 /// Takes the buffer's head value into dst (count > 0).
 void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) GORO_REQUIRES(c->lock);
 /// Appends the value at src to the buffer (count < cap).

@@ -107,8 +107,7 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
         throw_send_on_closed();
       }
       if (chan_waiter* r = c->recvq.pop_claimed()) {
-        if (r->take != nullptr) r->take(r->elem, cs.elem);
-        r->success = true;
+        chan_send_to_receiver(c, r, cs.elem);
         unlock_all(locks);
         r->ws->park.wake();
         return {static_cast<std::ptrdiff_t>(k), true};
@@ -131,6 +130,7 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
         return {static_cast<std::ptrdiff_t>(k), true};
       }
       if (c->closed.load(std::memory_order_relaxed)) {
+        race_acquire(race_close_addr(c));
         unlock_all(locks);
         return {static_cast<std::ptrdiff_t>(k), false};
       }

@@ -4,10 +4,10 @@
 // (switch_to_fiber), or it mixes up the shadow state of goroutines that share
 // a thread. All of this compiles to nothing in normal builds.
 //
-// TSan fibers are switched in synchronizing mode: a switch makes everything
-// the previous fiber on that thread did visible to the next one. That can hide
-// a race between two goroutines that run one after the other on one thread,
-// but never reports a false one.
+// Under TSan this library itself is compiled without instrumentation (see
+// race.hpp) and defines GORO_TSAN_RUNTIME instead; GORO_TSAN is 1 either way.
+// TSan fibers are switched without synchronization: the edges between
+// goroutines are exactly those race.hpp makes.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +24,9 @@
 #define GORO_ASAN 1
 #endif
 #if defined(__SANITIZE_THREAD__)
+#define GORO_TSAN 1
+#endif
+#if defined(GORO_TSAN_RUNTIME)
 #define GORO_TSAN 1
 #endif
 #ifndef GORO_ASAN

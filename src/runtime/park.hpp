@@ -23,6 +23,7 @@
 
 #include "platform/futex.hpp"
 #include "platform/lock.hpp"
+#include "platform/race.hpp"
 
 namespace goro::detail {
 
@@ -69,7 +70,11 @@ void goready(G* g) noexcept;
 /// One waiting party: a goroutine, or a plain thread.
 class parker {
  public:
-  parker() noexcept : g_(current_g()) {}
+  parker() noexcept : g_(current_g()), race_ctx_(race_context()) {}
+
+  /// The waiting party's TSan context, for edges made on its behalf while it
+  /// sleeps (race.hpp); nullptr outside TSan builds.
+  void* race_ctx() const noexcept { return race_ctx_; }
 
   bool is_goroutine() const noexcept { return g_ != nullptr; }
   G* goroutine() const noexcept { return g_; }
@@ -122,6 +127,7 @@ class parker {
 
  private:
   G* g_;
+  void* race_ctx_;
   std::atomic<std::uint32_t> word_{0};
 };
 

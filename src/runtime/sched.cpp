@@ -50,6 +50,7 @@
 #include "goro/sleep.hpp"
 #include "platform/clock.hpp"
 #include "platform/context.hpp"
+#include "platform/race.hpp"
 #include "platform/sanitizer.hpp"
 #include "runtime/fault.hpp"
 #include "runtime/sema.hpp"
@@ -450,7 +451,7 @@ void run_g(M* m, G* g) noexcept {
                                  static_cast<std::size_t>(g->stk.hi - g->stk.lo));
 #endif
 #if GORO_TSAN
-  __tsan_switch_to_fiber(g->tsan_fiber, 0);
+  __tsan_switch_to_fiber(g->tsan_fiber, 1 /* no_sync: see race.hpp */);
 #endif
   goro_switch(&m->g0_sp, g->sp, nullptr);
 #if GORO_ASAN
@@ -473,7 +474,7 @@ void switch_to_g0(G* g, M* m, bool exiting) noexcept {
   (void)exiting;
 #endif
 #if GORO_TSAN
-  __tsan_switch_to_fiber(m->g0_tsan_fiber, 0);
+  __tsan_switch_to_fiber(m->g0_tsan_fiber, 1 /* no_sync: see race.hpp */);
 #endif
   goro_switch(&g->sp, m->g0_sp, nullptr);
 #if GORO_ASAN
@@ -484,6 +485,10 @@ void switch_to_g0(G* g, M* m, bool exiting) noexcept {
 }
 
 [[noreturn]] void goexit(G* g) noexcept {
+  // The next goroutine on this stack is ordered after us (race.hpp); so is
+  // run()'s return after the main goroutine's.
+  race_release(g->stk.lo);
+  if (g->is_main) race_release(&sched.running);
   M* m = current_m();
   m->action = after_switch::exit;
   switch_to_g0(g, m, true);
@@ -498,6 +503,8 @@ void g_entry(void*, void* data) {
     __sanitizer_finish_switch_fiber(nullptr, &m->g0_stack_bottom, &m->g0_stack_size);
   }
 #endif
+  race_acquire(g);          // spawn happens before the goroutine starts
+  race_acquire(g->stk.lo);  // after the last goroutine that used this stack
   try {
     g->ops->run(g->closure);
   } catch (...) {
@@ -977,6 +984,7 @@ void m_init_thread(M* m) {
 }
 
 void m_main(M* m) {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   m_init_thread(m);
   P* p;
   {
@@ -1031,7 +1039,11 @@ void teardown() noexcept {
         free_closure(g);
       }
 #if GORO_TSAN
-      if (g->tsan_fiber != nullptr) __tsan_destroy_fiber(g->tsan_fiber);
+      if (g->tsan_fiber != nullptr) {
+        // An abandoned goroutine ran for the last time before run() returns.
+        race_release_as(g->tsan_fiber, &sched.running);
+        __tsan_destroy_fiber(g->tsan_fiber);
+      }
 #endif
     }
     delete[] chunk;
@@ -1177,6 +1189,7 @@ void gopark_unlock(lock_t& l, wait_reason reason) GORO_NO_TSA {
 }
 
 void goready(G* g) noexcept {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   g->status.store(gstatus::runnable, std::memory_order_relaxed);
   M* m = current_m();
   if (m != nullptr && m->p != nullptr) {
@@ -1196,6 +1209,7 @@ void goready(G* g) noexcept {
 
 spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t align,
                        const goro::source_location& site) {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   if (!sched.running.load(std::memory_order_acquire) ||
       sched.stopping.load(std::memory_order_relaxed))
     throw std::logic_error("goro::go: the runtime is not running (spawn inside goro::run)");
@@ -1209,7 +1223,9 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   g->name[n] = '\0';
   g->stack_class = opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
   g->reason = wait_reason::none;
-  if (size <= inline_closure_bytes && align <= alignof(std::max_align_t)) {
+  // Under TSan closures always go to the heap: the allocator tells TSan the
+  // memory is new, where a reused inline buffer would look raced.
+  if (size <= inline_closure_bytes && align <= alignof(std::max_align_t) && !GORO_TSAN) {
     g->closure = g->inline_closure;
     g->heap_closure = false;
   } else {
@@ -1227,7 +1243,9 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
 }
 
 void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   G* g = static_cast<G*>(slot.g);
+  race_release(g);  // pairs with race_acquire in g_entry
   g->ops = ops;
   g->started = false;
   g->sp = nullptr;
@@ -1246,6 +1264,7 @@ void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
 }
 
 void spawn_abort(const spawn_slot& slot) noexcept {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   G* g = static_cast<G*>(slot.g);
   free_closure(g);
   M* m = current_m();
@@ -1261,6 +1280,7 @@ void spawn_abort(const spawn_slot& slot) noexcept {
 }
 
 int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   if (current_m() != nullptr) throw std::logic_error("goro::run: called from inside the runtime");
   bool expected = false;
   if (!sched.running.compare_exchange_strong(expected, true, std::memory_order_acq_rel))
@@ -1313,6 +1333,9 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   remove_alt_stack(m0->altstack);
   tls_m = nullptr;
   teardown();
+  // The main goroutine's return (goexit) and the last steps of the abandoned
+  // ones (teardown) happen before run() returns.
+  race_acquire(&sched.running);
   sched.running.store(false, std::memory_order_release);
   return 0;
 }
@@ -1353,6 +1376,7 @@ void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
   t.arg = g;
   p->timers.lock.lock();
   try {
+    race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
     p->timers.push(&t);
   } catch (...) {
     p->timers.lock.unlock();
@@ -1401,6 +1425,7 @@ int maxprocs() noexcept {
 }
 
 int set_maxprocs(int n) {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
   if (n < 1 || n > max_maxprocs)
     throw std::invalid_argument("goro::set_maxprocs: n must be between 1 and 256");
   if (!sched.running.load(std::memory_order_acquire)) {

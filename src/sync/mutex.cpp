@@ -20,6 +20,7 @@
 
 #include "platform/clock.hpp"
 #include "platform/lock.hpp"
+#include "platform/race.hpp"
 #include "runtime/fault.hpp"
 #include "runtime/park.hpp"
 #include "runtime/sched.hpp"
@@ -59,8 +60,11 @@ bool mutex::try_lock() noexcept {
   std::int32_t old = state_.load(std::memory_order_relaxed);
   if ((old & (locked_bit | starving_bit)) != 0) return false;
   // Acquire pairs with the release in unlock().
-  return state_.compare_exchange_strong(old, old | locked_bit, std::memory_order_acquire,
-                                        std::memory_order_relaxed);
+  if (!state_.compare_exchange_strong(old, old | locked_bit, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+    return false;
+  detail::race_acquire(&state_);  // TSan: this file is not instrumented (race.hpp)
+  return true;
 }
 
 void mutex::lock_slow() {
@@ -96,7 +100,11 @@ void mutex::lock_slow() {
     // Acquire (on success) pairs with the release in unlock().
     if (state_.compare_exchange_weak(old, next, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
-      if ((old & (locked_bit | starving_bit)) == 0) return;  // locked it
+      if ((old & (locked_bit | starving_bit)) == 0) {  // locked it
+        // TSan: pairs with the (instrumented) release in unlock().
+        detail::race_acquire(&state_);
+        return;
+      }
       const bool queue_lifo = wait_start != 0;
       if (wait_start == 0) wait_start = detail::nanotime();
       detail::sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex);
@@ -109,6 +117,7 @@ void mutex::lock_slow() {
         std::int32_t delta = locked_bit - (1 << waiter_shift);
         if (!starving || (old >> waiter_shift) == 1) delta -= starving_bit;  // leave starvation
         state_.fetch_add(delta, std::memory_order_acquire);
+        detail::race_acquire(&state_);
         return;
       }
       awoke = true;

@@ -15,12 +15,16 @@
 #include "goro/wait_group.hpp"
 
 #include "goro/panic.hpp"
+#include "platform/race.hpp"
 #include "runtime/park.hpp"
 #include "runtime/sema.hpp"
 
 namespace goro {
 
 void wait_group::add(int delta) {
+  // TSan (this file is not instrumented, race.hpp): done() happens before
+  // the wait() it releases.
+  if (delta < 0) detail::race_release(&state_);
   // acq_rel: a done() releases the work it finished; the add that observes
   // zero acquires all of them before waking the waiters.
   const std::uint64_t s =
@@ -45,12 +49,16 @@ void wait_group::wait() {
   // sees everything the done() calls released.
   std::uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    if (static_cast<std::int32_t>(s >> 32) == 0) return;
+    if (static_cast<std::int32_t>(s >> 32) == 0) {
+      detail::race_acquire(&state_);
+      return;
+    }
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
                                      std::memory_order_acquire)) {
       detail::sem_acquire(&sema_, false, detail::wait_reason::wait_group);
       if (state_.load(std::memory_order_acquire) != 0)
         throw panic_error("sync: WaitGroup is reused before previous Wait has returned");
+      detail::race_acquire(&state_);
       return;
     }
   }
