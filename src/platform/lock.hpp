@@ -8,7 +8,8 @@
 //
 // Lock order (outer first), checked by review; nothing takes two locks of the
 // same rank except where noted:
-//   1. sema bucket / wait-queue locks of primitives
+//   1. sema bucket / wait-queue locks of primitives, channel locks (a select
+//      holds several: always in increasing address order)
 //   2. P timer-heap locks
 //   3. sched.lock (global run queue, idle P and M lists)
 //   4. stack pool and allgs locks (leaf)
