@@ -39,7 +39,7 @@ std::align_val_t chan_alignment(const chan_elem_ops* ops) {
   return std::align_val_t{std::max(ops->align, alignof(chan_core))};
 }
 
-void unlock_one(void* arg) GORO_NO_TSA { static_cast<lock_t*>(arg)->unlock(); }
+void unlock_one(void* arg) GORO_NO_TSA { static_cast<spinlock*>(arg)->unlock(); }
 
 struct park_args {
   wait_state* ws;
@@ -279,7 +279,7 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
   c->sendq.push(&w);
   park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_send);
   if (timed && ws.winner == nullptr) {
-    lock_guard lk(c->lock);
+    spin_guard lk(c->lock);
     c->sendq.remove(&w);
     return chan_status::timeout;
   }
@@ -341,7 +341,7 @@ chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
   c->recvq.push(&w);
   park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_receive);
   if (timed && ws.winner == nullptr) {
-    lock_guard lk(c->lock);
+    spin_guard lk(c->lock);
     c->recvq.remove(&w);
     return chan_status::timeout;
   }

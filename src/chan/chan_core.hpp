@@ -119,7 +119,7 @@ struct waitq {
 
 struct chan_core {
   std::atomic<std::int32_t> refs{1};
-  lock_t lock;
+  spinlock lock;
   const chan_elem_ops* ops = nullptr;
   std::size_t cap = 0;
   // Written under lock; read without it by len() and by the try_ fast paths,

@@ -15,6 +15,8 @@
 //   4. stack pool and allgs locks (leaf)
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -66,16 +68,63 @@ class GORO_CAPABILITY("mutex") lock_t {
   std::atomic<std::uint32_t> word_{0};
 };
 
-/// Scoped holder for lock_t.
-class GORO_TSA(scoped_lockable) lock_guard {
+/// A lock for sections of a few dozen instructions on the hottest paths (a
+/// channel's state): unlock is a plain release store, not a read-modify-write,
+/// because nobody ever sleeps on it. A waiter spins, then yields its thread
+/// to the OS, so a holder that was preempted gets the CPU back. Same rules as
+/// lock_t: never held across a blocking call, released by park commits.
+class GORO_CAPABILITY("mutex") spinlock {
  public:
-  explicit lock_guard(lock_t& l) GORO_ACQUIRE(l) : l_(l) { l_.lock(); }
-  ~lock_guard() GORO_RELEASE() { l_.unlock(); }
-  lock_guard(const lock_guard&) = delete;
-  lock_guard& operator=(const lock_guard&) = delete;
+  void lock() GORO_ACQUIRE() {
+    std::uint32_t c = 0;
+    // Acquire pairs with the release store in unlock().
+    if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return;
+    lock_slow();
+  }
+  bool try_lock() GORO_TRY_ACQUIRE(true) {
+    std::uint32_t c = 0;
+    return word_.compare_exchange_strong(c, 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed);
+  }
+  void unlock() GORO_RELEASE() {
+    // Release pairs with the acquiring CAS in lock()/lock_slow().
+    word_.store(0, std::memory_order_release);
+  }
 
  private:
-  lock_t& l_;
+  void lock_slow();
+
+  std::atomic<std::uint32_t> word_{0};
 };
+
+inline void spinlock::lock_slow() {
+  for (unsigned spins = 0;; ++spins) {
+    std::uint32_t c = word_.load(std::memory_order_relaxed);
+    if (c == 0 &&
+        word_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return;
+    if (spins < 128) {
+      cpu_relax();
+    } else {
+      sched_yield();  // the holder may have been preempted: let it run
+    }
+  }
+}
+
+/// Scoped holder for lock_t.
+template <class Lock>
+class GORO_TSA(scoped_lockable) basic_lock_guard {
+ public:
+  explicit basic_lock_guard(Lock& l) GORO_ACQUIRE(l) : l_(l) { l_.lock(); }
+  ~basic_lock_guard() GORO_RELEASE() { l_.unlock(); }
+  basic_lock_guard(const basic_lock_guard&) = delete;
+  basic_lock_guard& operator=(const basic_lock_guard&) = delete;
+
+ private:
+  Lock& l_;
+};
+using lock_guard = basic_lock_guard<lock_t>;
+using spin_guard = basic_lock_guard<spinlock>;
 
 }  // namespace goro::detail

@@ -142,8 +142,16 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
 // new is waiting in the stealable queue.
 bool runqput(P* p, G* g, bool next) noexcept {
   if (next) {
+    // Only the owner fills runnext; thieves only empty it. So if it is empty
+    // now it stays empty until our store: publish g with a plain release
+    // store (pairs with the acquiring CAS in runqget, runqgrab and
+    // take_handoff), no read-modify-write on this hot path.
+    if (p->runnext.load(std::memory_order_relaxed) == nullptr) {
+      p->runnext.store(g, std::memory_order_release);
+      return false;
+    }
     // acq_rel: publishes g (release) and takes ownership of the previous
-    // runnext (acquire, pairs with the exchange that stored it).
+    // runnext (acquire), which a thief may be taking at this very moment.
     G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
     if (old == nullptr) return false;
     g = old;  // kick the previous runnext to the queue
@@ -439,11 +447,13 @@ void timer_added(std::int64_t when) noexcept {
 
 void g_entry(void* arg, void* data);
 
-// On g0: run g until it switches back to us.
-void run_g(M* m, G* g) noexcept {
+// On g0: run g until a goroutine switches back to us, and return that one:
+// g itself, or, if g parked by handing the thread straight to another
+// goroutine (gopark), the last goroutine of that chain.
+G* run_g(M* m, G* g) noexcept {
   m->curg = g;
   g->m.store(m, std::memory_order_relaxed);
-  eh_state* eh = eh_globals();
+  eh_state* eh = m->eh;
   m->g0_eh = *eh;
   *eh = g->eh;
 #if GORO_ASAN
@@ -458,13 +468,18 @@ void run_g(M* m, G* g) noexcept {
   __sanitizer_finish_switch_fiber(m->g0_asan_fake, nullptr, nullptr);
 #endif
   // The goroutine restored our exception state before switching back.
+  G* back = m->curg;
   m->curg = nullptr;
+  return back;
 }
+
+void finish_handoff(M* m) noexcept;
+void resumed(G* g) noexcept;
 
 // On a goroutine: switch to the scheduler context of the M running it. Returns
 // when the goroutine is resumed, possibly by another M.
 void switch_to_g0(G* g, M* m, bool exiting) noexcept {
-  eh_state* eh = eh_globals();
+  eh_state* eh = m->eh;
   g->eh = *eh;
   *eh = m->g0_eh;
 #if GORO_ASAN
@@ -477,11 +492,24 @@ void switch_to_g0(G* g, M* m, bool exiting) noexcept {
   __tsan_switch_to_fiber(m->g0_tsan_fiber, 1 /* no_sync: see race.hpp */);
 #endif
   goro_switch(&g->sp, m->g0_sp, nullptr);
-#if GORO_ASAN
+  resumed(g);
+}
+
+// On a goroutine, right after its context was loaded again: by g0, or by
+// another goroutine that parked and handed this thread to it directly.
+void resumed(G* g) noexcept {
   M* now_on = current_m();
-  __sanitizer_finish_switch_fiber(g->asan_fake_stack, &now_on->g0_stack_bottom,
-                                  &now_on->g0_stack_size);
+#if GORO_ASAN
+  if (now_on->handoff_from != nullptr) {
+    __sanitizer_finish_switch_fiber(g->asan_fake_stack, nullptr, nullptr);
+  } else {
+    __sanitizer_finish_switch_fiber(g->asan_fake_stack, &now_on->g0_stack_bottom,
+                                    &now_on->g0_stack_size);
+  }
+#else
+  (void)g;
 #endif
+  if (now_on->handoff_from != nullptr) finish_handoff(now_on);
 }
 
 [[noreturn]] void goexit(G* g) noexcept {
@@ -846,7 +874,7 @@ void execute(M* m, G* g) noexcept {
   for (;;) {
     if (!g->started) start_g(m, g);
     g->status.store(gstatus::running, std::memory_order_relaxed);
-    run_g(m, g);
+    g = run_g(m, g);
     check_stack(g);
     const after_switch action = m->action;
     m->action = after_switch::none;
@@ -966,6 +994,7 @@ struct alt_stack_guard {
 
 void m_init_thread(M* m) {
   tls_m = m;
+  m->eh = eh_globals();
 #if GORO_TSAN
   m->g0_tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -1137,14 +1166,89 @@ const char* wait_reason_string(wait_reason r) noexcept {
   return "unknown";
 }
 
+namespace {
+
+// The goroutine in our P's runnext slot, taken for a direct switch, if the
+// scheduler would pick it next anyway: not on a schedule that must look at
+// the global queue first, no timer due, the P not being retired, the runtime
+// not stopping, and the goroutine already started (a new one needs g0 to
+// give it a stack).
+G* take_handoff(M* m) noexcept {
+  P* p = m->p;
+  if (p == nullptr || (p->schedtick + 1) % 61 == 0) return nullptr;
+  G* next = p->runnext.load(std::memory_order_relaxed);
+  if (next == nullptr || !next->started) return nullptr;
+  if (p->id >= sched.nprocs.load(std::memory_order_relaxed) ||
+      sched.stopping.load(std::memory_order_relaxed))
+    return nullptr;
+  const std::int64_t due = p->timers.earliest();
+  if (due != 0 && due <= nanotime()) return nullptr;
+  // Acquire pairs with the exchange in runqput that published next.
+  if (!p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+    return nullptr;
+  return next;
+}
+
+// Parks g by switching straight to next, skipping the scheduler loop: what
+// execute() would do after g switched to g0 (finish the park, then run
+// next) happens on next's side, in finish_handoff.
+void park_handoff(G* g, M* m, G* next, bool (*commit)(void*), void* arg) noexcept {
+  ++m->p->schedtick;
+  m->handoff_from = g;
+  m->commit = commit;
+  m->commit_arg = arg;
+  m->curg = next;
+  next->m.store(m, std::memory_order_relaxed);
+  next->status.store(gstatus::running, std::memory_order_relaxed);
+  eh_state* eh = m->eh;
+  g->eh = *eh;
+  *eh = next->eh;
+#if GORO_ASAN
+  __sanitizer_start_switch_fiber(&g->asan_fake_stack, next->stk.lo,
+                                 static_cast<std::size_t>(next->stk.hi - next->stk.lo));
+#endif
+#if GORO_TSAN
+  __tsan_switch_to_fiber(next->tsan_fiber, 1 /* no_sync: see race.hpp */);
+#endif
+  goro_switch(&g->sp, next->sp, nullptr);
+  resumed(g);
+}
+
+// On the goroutine that was handed the thread: the parked one's context is
+// saved now, so its park can be committed (execute() does the same on g0).
+void finish_handoff(M* m) noexcept {
+  G* prev = m->handoff_from;
+  bool (*commit)(void*) = m->commit;
+  void* arg = m->commit_arg;
+  m->handoff_from = nullptr;
+  m->commit = nullptr;
+  m->commit_arg = nullptr;
+  check_stack(prev);
+  // Waiting before the commit releases the queue lock: once another M can
+  // find prev it may make it runnable at any moment.
+  prev->status.store(gstatus::waiting, std::memory_order_release);
+  if (commit != nullptr && !commit(arg)) {
+    // The park was called off: prev runs next, as execute() would resume it.
+    prev->status.store(gstatus::runnable, std::memory_order_relaxed);
+    if (runqput(m->p, prev, true)) wakep();
+  }
+}
+
+}  // namespace
+
 void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   G* g = current_g();
   M* m = current_m();
   g->reason = reason;
-  m->action = after_switch::park;
-  m->commit = commit;
-  m->commit_arg = arg;
-  switch_to_g0(g, m, false);
+  if (G* next = take_handoff(m)) {
+    park_handoff(g, m, next, commit, arg);
+  } else {
+    m->action = after_switch::park;
+    m->commit = commit;
+    m->commit_arg = arg;
+    switch_to_g0(g, m, false);
+  }
   g->reason = wait_reason::none;
 }
 

@@ -83,6 +83,7 @@ struct M {
   int id = 0;
   void* g0_sp = nullptr;  // the scheduler context (this thread's own stack)
   eh_state g0_eh;
+  eh_state* eh = nullptr;  // this thread's exception globals (fixed per thread)
   G* curg = nullptr;
   P* p = nullptr;
   bool spinning = false;
@@ -95,10 +96,12 @@ struct M {
   M* idle_next = nullptr;  // sched.midle list
   bool on_idle_list = false;
 
-  // Set by the goroutine right before it switches to g0.
+  // Set by the goroutine right before it switches to g0, or (handoff_from)
+  // straight to the next goroutine, which then finishes the park (gopark).
   after_switch action = after_switch::none;
   bool (*commit)(void*) = nullptr;
   void* commit_arg = nullptr;
+  G* handoff_from = nullptr;
 
   std::uint64_t rand_state = 0;
   std::thread thread;  // not joinable for M0 (the thread that called run)
