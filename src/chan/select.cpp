@@ -6,6 +6,8 @@
 //     that order (address order: two selects can never deadlock).
 //  2. Poll the cases in poll order; the first that can proceed does, and
 //     select returns. A send case on a closed channel is "ready" and throws.
+//     (Before taking every lock, a fast path tries the leading buffered
+//     cases one lock at a time; see 1b in select_impl.)
 //  3. Nothing ready: with a default, unlock and take it. Otherwise queue a
 //     waiter on every case's channel, all sharing one wait_state that needs
 //     claiming, and park; the locks are released once the context is saved.
@@ -60,6 +62,48 @@ void unlock_all(const lock_set& s) GORO_NO_TSA {
 
 void unlock_all_cb(void* arg) { unlock_all(*static_cast<const lock_set*>(arg)); }
 
+struct poll_outcome {
+  enum kind_t { not_ready, done, closed, send_on_closed } kind = not_ready;
+  chan_waiter* wake = nullptr;  // the peer to wake once the locks are released
+};
+
+// One case of Go's pass 1, with cs.c locked: completes it if it can proceed.
+poll_outcome poll_case(const select_case_rec& cs) GORO_NO_TSA {
+  chan_core* c = cs.c;
+  if (cs.send) {
+    if (c->closed.load(std::memory_order_relaxed)) return {poll_outcome::send_on_closed};
+    if (chan_waiter* r = c->recvq.pop_claimed()) {
+      chan_send_to_receiver(c, r, cs.elem);
+      return {poll_outcome::done, r};
+    }
+    if (c->count.load(std::memory_order_relaxed) < c->cap) {
+      chan_send_to_buffer(c, cs.elem);
+      return {poll_outcome::done};
+    }
+    return {};
+  }
+  if (chan_waiter* s = c->sendq.pop_claimed()) {
+    chan_recv_from_sender(c, s, cs.elem, cs.take);
+    return {poll_outcome::done, s};
+  }
+  if (c->count.load(std::memory_order_relaxed) > 0) {
+    chan_recv_from_buffer(c, cs.elem, cs.take);
+    return {poll_outcome::done};
+  }
+  if (c->closed.load(std::memory_order_relaxed)) {
+    race_acquire(race_close_addr(c));
+    return {poll_outcome::closed};
+  }
+  return {};
+}
+
+// After the locks are released: wake the peer, or throw.
+select_result finish_poll(const poll_outcome& o, std::uint32_t k) {
+  if (o.kind == poll_outcome::send_on_closed) throw_send_on_closed();
+  if (o.wake != nullptr) o.wake->ws->park.wake();
+  return {static_cast<std::ptrdiff_t>(k), o.kind == poll_outcome::done};
+}
+
 chan_waiter* waiter_at(select_slot* slots, std::size_t i) {
   return std::launder(reinterpret_cast<chan_waiter*>(slots[i].waiter));
 }
@@ -93,48 +137,35 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
     }
     slots[j].lock_order = k;
   }
+  // 1b. Fast path: buffered channels tell without their lock whether a case
+  // may be ready (count and closed), so try the cases in poll order one lock
+  // at a time, as long as every case before is such a channel. The first
+  // that completes is what the locked poll would pick; default and parking
+  // are decided only by the locked poll below.
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].poll_order;
+    const select_case_rec& cs = cases[k];
+    chan_core* c = cs.c;
+    if (c->cap == 0) break;  // readiness lives in the wait queues
+    const std::size_t count = c->count.load(std::memory_order_relaxed);
+    const bool closed = c->closed.load(std::memory_order_relaxed);
+    if (cs.send ? !closed && count == c->cap : !closed && count == 0) continue;
+    c->lock.lock();
+    const poll_outcome o = poll_case(cs);
+    c->lock.unlock();
+    if (o.kind != poll_outcome::not_ready) return finish_poll(o, k);
+  }
+
   const lock_set locks{cases, slots, live};
   lock_all(locks);
 
   // 2. Poll.
   for (std::size_t i = 0; i < live; ++i) {
     const std::uint32_t k = slots[i].poll_order;
-    const select_case_rec& cs = cases[k];
-    chan_core* c = cs.c;
-    if (cs.send) {
-      if (c->closed.load(std::memory_order_relaxed)) {
-        unlock_all(locks);
-        throw_send_on_closed();
-      }
-      if (chan_waiter* r = c->recvq.pop_claimed()) {
-        chan_send_to_receiver(c, r, cs.elem);
-        unlock_all(locks);
-        r->ws->park.wake();
-        return {static_cast<std::ptrdiff_t>(k), true};
-      }
-      if (c->count.load(std::memory_order_relaxed) < c->cap) {
-        chan_send_to_buffer(c, cs.elem);
-        unlock_all(locks);
-        return {static_cast<std::ptrdiff_t>(k), true};
-      }
-    } else {
-      if (chan_waiter* s = c->sendq.pop_claimed()) {
-        chan_recv_from_sender(c, s, cs.elem, cs.take);
-        unlock_all(locks);
-        s->ws->park.wake();
-        return {static_cast<std::ptrdiff_t>(k), true};
-      }
-      if (c->count.load(std::memory_order_relaxed) > 0) {
-        chan_recv_from_buffer(c, cs.elem, cs.take);
-        unlock_all(locks);
-        return {static_cast<std::ptrdiff_t>(k), true};
-      }
-      if (c->closed.load(std::memory_order_relaxed)) {
-        race_acquire(race_close_addr(c));
-        unlock_all(locks);
-        return {static_cast<std::ptrdiff_t>(k), false};
-      }
-    }
+    const poll_outcome o = poll_case(cases[k]);
+    if (o.kind == poll_outcome::not_ready) continue;
+    unlock_all(locks);
+    return finish_poll(o, k);
   }
 
   // 3. Nothing ready.

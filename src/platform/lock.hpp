@@ -99,13 +99,17 @@ class GORO_CAPABILITY("mutex") spinlock {
 };
 
 inline void spinlock::lock_slow() {
-  for (unsigned spins = 0;; ++spins) {
+  // Exponential backoff: waiters that all retry at once only bounce the
+  // lock's cache line between them and slow the holder down.
+  unsigned backoff = 1;
+  for (unsigned rounds = 0;; ++rounds) {
     std::uint32_t c = word_.load(std::memory_order_relaxed);
     if (c == 0 &&
         word_.compare_exchange_weak(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
       return;
-    if (spins < 128) {
-      cpu_relax();
+    if (rounds < 16) {
+      for (unsigned i = 0; i < backoff; ++i) cpu_relax();
+      if (backoff < 64) backoff <<= 1;
     } else {
       sched_yield();  // the holder may have been preempted: let it run
     }
