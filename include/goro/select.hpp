@@ -162,13 +162,19 @@ using send_value_t =
     std::conditional_t<std::is_same_v<U, T&>, T&, T>;
 }  // namespace detail
 
+namespace detail {
+// An lvalue T is borrowed (so a move-only T works); anything else must make a T.
+template <class T, class U>
+concept send_case_value = std::is_same_v<U, T&> || std::is_constructible_v<T, U&&>;
+}  // namespace detail
+
 template <class T, class U, class F = detail::no_callback>
-  requires std::is_constructible_v<T, U&&>
+  requires detail::send_case_value<T, U>
 send_case<T, detail::send_value_t<T, U>, F> on_send(const chan<T>& c, U&& v, F f = {}) {
   return {c.core(), std::forward<U>(v), std::move(f)};
 }
 template <class T, class U, class F = detail::no_callback>
-  requires std::is_constructible_v<T, U&&>
+  requires detail::send_case_value<T, U>
 send_case<T, detail::send_value_t<T, U>, F> on_send(const send_chan<T>& c, U&& v, F f = {}) {
   return {c.core(), std::forward<U>(v), std::move(f)};
 }
