@@ -90,11 +90,14 @@ class recv_case {
   recv_case(detail::chan_core* c, F f) : c_(c), f_(std::move(f)) {}
 
   detail::select_case_rec rec() noexcept {
+    value_.reset();  // a case may be reused: nothing from an earlier select
     return {c_, &value_, &detail::chan_ops_for<T>::take_optional, false};
   }
   void complete() {
     if constexpr (std::is_invocable_v<F&, std::optional<T>>) {
-      f_(std::move(value_));
+      std::optional<T> v = std::move(value_);
+      value_.reset();
+      f_(std::move(v));
     } else {
       static_assert(std::is_invocable_v<F&>,
                     "goro::on_recv: the callback must take std::optional<T>, or nothing");
