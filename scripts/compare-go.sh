@@ -4,8 +4,7 @@
 #
 #   bash scripts/compare-go.sh [rounds] [workloads...]
 #
-# rounds defaults to 5; workloads default to those goro-anchors implements
-# (spawn mutex timers idle_mem, and skynet once goro-anchors supports it).
+# rounds defaults to 5; workloads default to all nine anchors.
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -86,28 +85,9 @@ if [[ -z "${GORO_ANCHORS:-}" ]]; then
 fi
 [[ -x "$goro_bin" ]] || die "no goro-anchors at $goro_bin"
 
-# Default workloads: goro's implemented ones, plus skynet once it exists there
-# (an unimplemented workload exits 3 at once, before doing any work).
+# Default workloads: all of them (goro-anchors implements every anchor).
 if [[ ${#workloads[@]} -eq 0 ]]; then
-  workloads=(spawn mutex timers idle_mem)
-  set +e
-  "$goro_bin" skynet 1 >/dev/null 2>&1 </dev/null &
-  probe_pid=$!
-  # A supported skynet starts running: stop the probe, it only had to start.
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    kill -0 "$probe_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$probe_pid" 2>/dev/null; then
-    kill "$probe_pid" 2>/dev/null
-    wait "$probe_pid" 2>/dev/null
-    workloads=(skynet "${workloads[@]}")
-  else
-    wait "$probe_pid"
-    probe_rc=$?
-    if [[ $probe_rc -ne 3 ]]; then workloads=(skynet "${workloads[@]}"); fi
-  fi
-  set -e
+  workloads=(skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem)
 fi
 
 # --- runs --------------------------------------------------------------------

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-workloads=(${GORO_WORKLOADS:-skynet spawn mutex timers idle_mem})
+workloads=(${GORO_WORKLOADS:-skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem})
 build=build/release
 
 bash scripts/deps.sh
