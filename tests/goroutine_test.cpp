@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "goro/goro.hpp"
+#include "runtime/park.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -718,6 +719,41 @@ TEST(context_switch, floating_point_control_words_are_per_goroutine) {
     EXPECT_EQ(seen_by_second.load(), FE_TONEAREST) << "a goroutine inherited another's rounding mode";
     EXPECT_EQ(first_after_switch.load(), FE_UPWARD) << "a goroutine lost its rounding mode";
     EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+  });
+}
+
+// gopark's contract: a commit that returns false calls the park off and the
+// goroutine goes on at once. Both ways a goroutine parks are covered: through
+// the scheduler (nothing else to run) and by handing its thread straight to
+// the goroutine in runnext (the one it just spawned).
+TEST(park, a_commit_that_declines_resumes_the_goroutine) {
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    std::atomic<int> commits{0};
+    auto decline = [](void* arg) {
+      static_cast<std::atomic<int>*>(arg)->fetch_add(1);
+      return false;
+    };
+    // Nothing runnable: parks through the scheduler.
+    goro::detail::gopark(decline, &commits, goro::detail::wait_reason::semaphore);
+    EXPECT_EQ(commits.load(), 1);
+    // A started goroutine in runnext (just woken by us): the park hands the
+    // thread to it; it runs on until it exits, and only then do we, put back
+    // by the declined commit.
+    std::atomic<bool> other_ran{false};
+    goro::wait_group wg;
+    wg.add(1);
+    auto c = goro::make_chan<int>();
+    goro::go([&] {
+      (void)c.recv();
+      other_ran = true;
+      wg.done();
+    });
+    goro::yield();  // it runs and parks in recv
+    c.send(1);      // now it sits in our runnext, started
+    goro::detail::gopark(decline, &commits, goro::detail::wait_reason::semaphore);
+    EXPECT_EQ(commits.load(), 2);
+    EXPECT_TRUE(other_ran.load()) << "the park did not hand the thread to runnext";
+    wg.wait();
   });
 }
 
