@@ -387,29 +387,24 @@ std::int64_t earliest_timer() noexcept {
   return best;
 }
 
-// Runs the due timers of pp. Returns true if any fired.
+// Runs the due timers of pp. Returns true if any fired. One timer at a time:
+// a fire() may stop other timers (a context deadline stops its
+// descendants'), and timer_stop waits for a popped timer to finish firing,
+// so this M must never hold a popped timer that it has not fired yet.
 bool run_timers(P* pp, std::int64_t now) noexcept {
   const std::int64_t first = pp->timers.earliest();
   if (first == 0 || first > now) return false;
   bool fired = false;
   for (;;) {
-    timer* batch[32];
-    int n = 0;
     pp->timers.lock.lock();
-    while (n < 32) {
-      timer* t = pp->timers.pop_expired(now);
-      if (t == nullptr) break;
-      batch[n++] = t;
-    }
+    timer* t = pp->timers.pop_expired(now);
     pp->timers.lock.unlock();
-    for (int i = 0; i < n; ++i) {
-      timer* t = batch[i];
-      t->fire(t);
-      // Release pairs with timer_stop's acquire: fire() is over.
-      t->busy.store(0, std::memory_order_release);
-    }
-    fired |= n > 0;
-    if (n < 32) return fired;
+    if (t == nullptr) return fired;
+    const bool self_clearing = t->fire_clears_busy;  // read before t may go
+    t->fire(t);
+    // Release pairs with timer_stop's acquire: fire() is over.
+    if (!self_clearing) t->busy.store(0, std::memory_order_release);
+    fired = true;
   }
 }
 
@@ -1252,8 +1247,18 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   g->reason = wait_reason::none;
 }
 
-void timer_start(timer* t) noexcept {
-  timer_heap& h = current_m()->p->timers;
+void timer_start(timer* t) {
+  // Off a P (a plain thread, or an M between Ps) the timer goes to P 0,
+  // which is never retired; any M runs any P's due timers.
+  M* m = current_m();
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p == nullptr) {
+    if (!sched.running.load(std::memory_order_acquire) ||
+        sched.stopping.load(std::memory_order_relaxed))
+      throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
+    p = sched.allp[0];
+  }
+  timer_heap& h = p->timers;
   const std::int64_t when = t->when;
   h.lock.lock();
   try {

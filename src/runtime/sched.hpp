@@ -189,10 +189,10 @@ extern sched_t sched;
 
 M* current_m() noexcept;
 
-/// Puts t (when, fire and arg set) on the heap of the current M's P and
-/// makes sure an M wakes for it. On a goroutine or a scheduler context with a
-/// P. Stop it with timer_stop (timer.hpp).
-void timer_start(timer* t) noexcept;
+/// Puts t (when, fire and arg set) on the heap of the current M's P (P 0's
+/// off a P) and makes sure an M wakes for it. Stop it with timer_stop
+/// (timer.hpp). Throws std::logic_error outside a running runtime.
+void timer_start(timer* t);
 
 [[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept;
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept;
