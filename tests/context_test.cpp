@@ -432,6 +432,78 @@ TEST_P(context_procs, wait_group_wait_returns_the_context_error_and_the_group_st
     wg.done();
     wg.wait();
     EXPECT_FALSE(wg.wait(ctx));  // counter zero: {} even with a done context
+    // No stale wake-up was left behind for the next waiter: it waits (and
+    // times out) instead of being released early, which would panic
+    // "sync: WaitGroup is reused before previous Wait has returned".
+    wg.add(1);
+    auto [soon, cancel_soon] = goro::with_timeout(goro::background(), 2ms);
+    EXPECT_EQ(wg.wait(soon), goro::errc::deadline_exceeded);
+    wg.done();
+  });
+}
+
+std::int32_t mutex_waiters(const goro::mutex& mu) {
+  return goro::detail::mutex_inspector::state(mu) >> 3;
+}
+
+TEST_P(context_procs, cancelled_mutex_waiters_leave_the_waiter_count) {
+  run_in(procs(), [] {
+    goro::mutex mu;
+    mu.lock();
+    auto [ctx, cancel] = goro::with_cancel(goro::background());
+    const int n = 6;
+    goro::wait_group wg;
+    std::atomic<int> gave_up{0};
+    for (int i = 0; i < n; ++i) {
+      wg.add(1);
+      goro::go([&, ctx = ctx] {
+        if (mu.lock(ctx) == goro::errc::canceled) gave_up.fetch_add(1);
+        wg.done();
+      });
+    }
+    ASSERT_TRUE(goro_test::eventually([&] { return mutex_waiters(mu) == n; }));
+    cancel();
+    wg.wait();
+    EXPECT_EQ(gave_up.load(), n);
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1);  // locked, nothing else
+    mu.unlock();
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 0);
+  });
+}
+
+// One P makes the order deterministic: the waiter cannot run until the main
+// goroutine blocks. The waiter waits > 1 ms, is woken, loses to the main
+// goroutine barging in, switches the mutex to starvation mode and queues
+// again; cancelled there as the last waiter, it must end starvation mode.
+TEST(context, a_cancelled_last_waiter_ends_starvation_mode) {
+  run_in(1, [] {
+    goro::mutex mu;
+    mu.lock();
+    auto [ctx, cancel] = goro::with_cancel(goro::background());
+    goro::wait_group wg;
+    wg.add(1);
+    std::error_code result;
+    goro::go([&, ctx = ctx] {
+      result = mu.lock(ctx);
+      wg.done();
+    });
+    ASSERT_TRUE(goro_test::eventually([&] { return mutex_waiters(mu) == 1; }));
+    goro::sleep_for(2ms);  // the waiter's wait passes the 1 ms threshold
+    mu.unlock();           // wakes it (it runs only when we block)
+    mu.lock();             // barge in first
+    constexpr std::int32_t starving = 4;
+    ASSERT_TRUE(goro_test::eventually([&] {
+      const std::int32_t st = goro::detail::mutex_inspector::state(mu);
+      return (st & starving) != 0 && (st >> 3) == 1;
+    }));
+    cancel();
+    wg.wait();
+    EXPECT_EQ(result, goro::errc::canceled);
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1);  // locked, normal mode, no waiter
+    mu.unlock();
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 0);
+    EXPECT_TRUE(mu.try_lock());
+    mu.unlock();
   });
 }
 
@@ -531,6 +603,9 @@ TEST_P(context_procs, cancellation_racing_mutex_handoff_keeps_mutual_exclusion) 
     }
     EXPECT_TRUE(mu.try_lock());  // nothing left behind: free, normal mode
     mu.unlock();
+    // Quiescent: no waiter counted, not starving (a woken flag may linger
+    // until the next waiter, as in Go).
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu) & ~2, 0);
   });
 }
 

@@ -34,6 +34,9 @@
 namespace goro {
 
 class context;  // goro/context.hpp
+namespace detail {
+struct mutex_inspector;  // tests: reads the state word
+}  // namespace detail
 
 class mutex {
  public:
@@ -77,6 +80,7 @@ class mutex {
   }
 
  private:
+  friend struct detail::mutex_inspector;
   // state_ bits, as in Go's sync.Mutex:
   //   bit 0 locked, bit 1 woken (a waiter is awake and competing, so unlock
   //   need not wake another), bit 2 starving, bits 3.. number of waiters.

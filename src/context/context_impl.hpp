@@ -91,3 +91,15 @@ namespace goro::detail {
 /// that check a long-lived parent forgets its cancelled children.
 std::size_t ctx_hook_count(ctx_node* n) noexcept;
 }  // namespace goro::detail
+
+#include "goro/mutex.hpp"
+
+namespace goro::detail {
+/// Tests: a mutex's state word (bit 0 locked, 1 woken, 2 starving, waiters
+/// from bit 3).
+struct mutex_inspector {
+  static std::int32_t state(const goro::mutex& m) noexcept {
+    return m.state_.load(std::memory_order_relaxed);
+  }
+};
+}  // namespace goro::detail
