@@ -4,7 +4,8 @@
 #
 #   bash scripts/compare-go.sh [rounds] [workloads...]
 #
-# rounds defaults to 5; workloads default to all nine anchors.
+# rounds defaults to 5; workloads default to all nine anchors. Further
+# workloads (ctx_tree, fresh_timeout, ...) run against bench/go's twins.
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -26,11 +27,15 @@ build_dir="$repo_root/build/release"
 tsv="$repo_root/build/compare-go.tsv"
 run_timeout="${RUN_TIMEOUT:-600}"
 
-# Targets: goro/Go ratio to stay at or under.
+# Targets: goro/Go ratio to stay at or under. The nine shared anchors run
+# against shared/anchors/go; the others against goro's own Go twins in
+# bench/go (extra_go below).
 declare -A target=(
   [skynet]=0.33 [spawn]=0.5 [mutex]=0.8 [timers]=0.5 [idle_mem]=1.5
   [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
+  [ctx_tree]=1.0 [fresh_timeout]=1.0
 )
+declare -A extra_go=([ctx_tree]=1 [fresh_timeout]=1)
 
 die() { echo "compare-go: $*" >&2; exit 2; }
 note() { echo "compare-go: $*" >&2; }
@@ -70,6 +75,10 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$go_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/goanchor" .) \
   || die "building the Go anchors failed"
 go_bin="$tmp/goanchor"
+extra_src="$repo_root/bench/go"
+(cd "$extra_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/gobench" .) \
+  || die "building bench/go failed"
+extra_bin="$tmp/gobench"
 
 # --- goro --------------------------------------------------------------------
 goro_bin="${GORO_ANCHORS:-$build_dir/bench/goro-anchors}"
@@ -136,8 +145,10 @@ for ((r = 1; r <= rounds; r++)); do
       failed[$w]="goro exit $rc"
       continue
     fi
+    gob="$go_bin"
+    [[ -z "${extra_go[$w]+x}" ]] || gob="$extra_bin"
     set +e
-    o="$(run_one "$go_bin" "$w")"
+    o="$(run_one "$gob" "$w")"
     rc=$?
     set -e
     if [[ $rc -ne 0 ]]; then

@@ -42,7 +42,8 @@
 //
 // Memory ordering: a cancel (by a cancel_func, a deadline or a parent)
 // happens before every receive from done() that returns because of it, and
-// before err() and cause() report it. Everything done before with_value
+// before err() and cause() report it. after_func(ctx, f) and the cancel that
+// triggers f both happen before f starts. Everything done before with_value
 // happens before the value is read through any context derived from it.
 #pragma once
 

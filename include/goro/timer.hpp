@@ -32,8 +32,9 @@
 // throws std::logic_error. Each P keeps a 4-ary heap of its timers, so a
 // million pending timers stay cheap. Plain threads may use timers too.
 //
-// Memory ordering: none, beyond the channel's (the fire's send happens before
-// the receive that gets its value) and the spawn of after_func's goroutine.
+// Memory ordering: the channel's (the fire's send happens before the receive
+// that gets its value); for after_func, the call to after_func (or the
+// reset) happens before f starts.
 #pragma once
 
 #include <chrono>

@@ -140,6 +140,7 @@ void run_after_func(ctx_after_func_rec* r) noexcept {
         ctx_after_func_rec* r;
         ~unref_at_exit() { after_func_unref(r); }
       } guard{r};
+      race_acquire(&r->f);  // pairs with race_release in ctx_after_func
       r->f();
     });
   } catch (...) {
@@ -162,6 +163,8 @@ bool cancel_one(ctx_node* n, int err, std::error_code cause, ctx_node** work,
     return false;
   }
   n->cause = cause ? cause : std::error_code(static_cast<errc>(err));
+  // TSan: the cancel happens before whatever observes it (race_done_acquire).
+  race_release(&n->err);
   // Release pairs with the acquire loads in ctx_err / ctx_cause.
   n->err.store(err, std::memory_order_release);
   if (chan_core* c = n->done_core.load(std::memory_order_relaxed)) {
@@ -323,11 +326,45 @@ void ctx_release(ctx_node* n) noexcept {
 ctx_node* ctx_background() noexcept { return &background_node; }
 ctx_node* ctx_todo() noexcept { return &todo_node; }
 
+namespace {
+// One closed channel shared by every context that was done before anyone
+// asked for its done() (Go's closedchan): a tree cancelled before it is
+// looked at makes no channels. Immortal: its reference count never drops to
+// zero, since the function-local handle is never destroyed.
+chan_core* closed_done_chan() {
+  static chan<std::monostate>* const closed = [] {
+    auto* c = new chan<std::monostate>(make_chan<std::monostate>(0));
+    c->close();
+    return c;
+  }();
+  return closed->core();
+}
+}  // namespace
+
+namespace {
+// TSan: whoever sees a canceller done is ordered after the cancel. A done()
+// channel made before the cancel carries the edge itself (close before a
+// "closed" receive); the shared closed channel handed out after it does not.
+void race_done_acquire(const ctx_node* c) noexcept { race_acquire(&c->err); }
+}  // namespace
+
 chan_core* ctx_done_core(ctx_node* n) {
   ctx_node* c = n->canceller;
   if (c == nullptr) return nullptr;
-  // Acquire pairs with the release store below.
-  if (chan_core* core = c->done_core.load(std::memory_order_acquire)) return core;
+  // Acquire pairs with the release stores below.
+  if (chan_core* core = c->done_core.load(std::memory_order_acquire)) {
+    if (core == closed_done_chan()) race_done_acquire(c);
+    return core;
+  }
+  if (c->err.load(std::memory_order_acquire) != 0) {
+    race_done_acquire(c);
+    chan_core* core = closed_done_chan();
+    lock_guard lk(c->lock);
+    if (chan_core* made = c->done_core.load(std::memory_order_relaxed)) return made;
+    chan_retain(core);  // the node's reference
+    c->done_core.store(core, std::memory_order_release);
+    return core;
+  }
   chan<std::monostate> made = make_chan<std::monostate>(0);
   lock_guard lk(c->lock);
   if (chan_core* core = c->done_core.load(std::memory_order_relaxed)) return core;
@@ -344,6 +381,7 @@ std::error_code ctx_err(const ctx_node* n) noexcept {
   // Acquire pairs with the release store in cancel_one.
   const int e = c->err.load(std::memory_order_acquire);
   if (e == 0) return {};
+  race_done_acquire(c);
   return static_cast<errc>(e);
 }
 
@@ -351,6 +389,7 @@ std::error_code ctx_cause(const ctx_node* n) noexcept {
   ctx_node* c = n->canceller;
   if (c == nullptr) return {};
   if (c->err.load(std::memory_order_acquire) == 0) return {};
+  race_done_acquire(c);
   lock_guard lk(c->lock);
   return c->cause;
 }
@@ -463,6 +502,9 @@ ctx_after_func_rec* ctx_after_func(ctx_node* n, std::function<void()> f) {
     r = new ctx_after_func_rec;
   }
   r->f = std::move(f);
+  // TSan: everything before after_func happens before f runs (the spawn
+  // edge is the canceller's, who may be another goroutine).
+  race_release(&r->f);
   r->hook.k = cancel_hook::kind::after_func;
   ctx_node* c = n->canceller;
   if (c == nullptr) {

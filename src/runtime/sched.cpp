@@ -1262,6 +1262,7 @@ void timer_start(timer* t) {
   const std::int64_t when = t->when;
   h.lock.lock();
   try {
+    race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
     h.push(t);
   } catch (const std::bad_alloc&) {
     fatal_error("runtime: out of memory growing a timer heap");

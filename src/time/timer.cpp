@@ -98,6 +98,7 @@ void func_fire(timer* t) noexcept {
         timer_obj* o;
         ~release_at_exit() { timer_obj_release(o); }
       } guard{o};
+      race_acquire(&o->f);  // pairs with race_release in timer_new_func / reset
       o->f();
     });
   } catch (...) {
@@ -141,6 +142,8 @@ timer_obj* timer_new_chan(std::int64_t when_ns, std::int64_t period_ns) {
 timer_obj* timer_new_func(std::int64_t when_ns, std::function<void()> f) {
   timer_obj* o = new_obj();
   o->f = std::move(f);
+  // TSan: everything before after_func (or a reset) happens before f runs.
+  race_release(&o->f);
   o->t.when = when_ns;
   o->t.fire = &func_fire;
   o->t.arg = o;
@@ -188,8 +191,9 @@ bool timer_obj_reset(timer_obj* o, std::int64_t when_ns, std::int64_t period_ns)
   if (o->c != nullptr) {
     if (chan_drain(o->c) > 0) pending = true;
     o->period = period_ns;
-  } else if (!pending) {
-    timer_obj_retain(o);  // armed again
+  } else {
+    race_release(&o->f);  // pairs with race_acquire before f runs
+    if (!pending) timer_obj_retain(o);  // armed again
   }
   o->t.when = when_ns;
   try {

@@ -1,0 +1,3 @@
+module goro.bench/extra
+
+go 1.19
