@@ -114,6 +114,34 @@ TEST_P(timer_procs, two_selecting_goroutines_share_one_value) {
   });
 }
 
+// stop racing the fire while a receiver waits: exactly one of "the receiver
+// got the value" and "stop returned true" (TestTimerStopStress, 1.23).
+TEST_P(timer_procs, stop_racing_the_fire_either_stops_it_or_lets_it_deliver) {
+  run_in(procs(), [] {
+    const int rounds = scaled(400, 80);
+    int stopped = 0;
+    int delivered = 0;
+    for (int r = 0; r < rounds; ++r) {
+      goro::timer t(std::chrono::microseconds(r % 40));
+      goro::chan<int> quit = goro::make_chan<int>();
+      goro::chan<bool> got = goro::make_chan<bool>(1);
+      goro::go([&t, quit, got] {
+        bool g = false;
+        goro::select(goro::on_recv(t.c(), [&](auto v) { g = v.has_value(); }), goro::on_recv(quit));
+        got.send(bool{g});
+      });
+      for (int spin = 0; spin < (r * 37) % 2000; ++spin) goro::detail::steady_now_ns();
+      const bool was_pending = t.stop();
+      quit.close();
+      const bool g = *got.recv();
+      ASSERT_NE(was_pending, g) << "round " << r << ": stop " << was_pending << ", received " << g;
+      stopped += was_pending ? 1 : 0;
+      delivered += g ? 1 : 0;
+    }
+    EXPECT_EQ(stopped + delivered, rounds);
+  });
+}
+
 // Random stop/reset sequences over many timers, against a model of each
 // timer's state. Pending timers are far in the future; firing is forced
 // with reset(0) and awaited, so the model never races the clock.
