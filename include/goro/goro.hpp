@@ -7,6 +7,7 @@
 #include "goro/goroutine.hpp"
 #include "goro/mutex.hpp"
 #include "goro/panic.hpp"
+#include "goro/pipeline.hpp"
 #include "goro/runtime.hpp"
 #include "goro/schedule.hpp"
 #include "goro/select.hpp"
