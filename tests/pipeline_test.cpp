@@ -184,7 +184,7 @@ TEST_P(pipeline_procs, cancellation_from_outside_stops_every_stage) {
         if (!emit(long{i})) return;
     });
     std::atomic<long> seen{0};
-    p.sink("sink", p.map("id", src, 4, [](long v) { return v; }), [&](long) {
+    p.sink("sink", p.map("id", src, 4, [](long v) { return v; }), [&, cancel = cancel](long) {
       if (seen.fetch_add(1) == 100) cancel();
     });
     EXPECT_EQ(p.wait(), goro::errc::canceled);

@@ -208,7 +208,7 @@ void cancel_tree(ctx_node* root, int err, std::error_code cause, bool from_timer
     lock_guard lk(root->lock);
     root_cause = root->cause;
   }
-  if (root->has_timer && !from_timer) timer_stop(&root->deadline_timer);
+  if (!from_timer && root->has_timer) timer_stop(&root->deadline_timer);
   // Leave the parent's list: a done child needs no more news from it.
   if (ctx_node* pc = root->parent != nullptr ? root->parent->canceller : nullptr) {
     bool unlinked = false;
@@ -420,17 +420,21 @@ ctx_node* ctx_with_deadline(ctx_node* parent, std::int64_t deadline_ns) {
   n->deadline = deadline_ns;
   n->cancel_refs.store(1, std::memory_order_relaxed);
   n->refs.store(2, std::memory_order_relaxed);  // the context and the cancel_func
+  // The timer is set up, and has_timer true, before the node is published
+  // (propagate, timer_start): whoever cancels or frees it may stop a timer
+  // that has not started yet, which is harmless.
+  timer& t = n->deadline_timer;
+  t.when = deadline_ns;
+  t.fire = &deadline_fire;
+  t.arg = n;
+  t.fire_clears_busy = true;
+  n->has_timer = true;
   propagate(n);
   if (n->err.load(std::memory_order_acquire) != 0) return n;  // the parent was done
   if (deadline_ns <= nanotime()) {
     cancel_tree(n, static_cast<int>(errc::deadline_exceeded), {}, false);
     return n;
   }
-  timer& t = n->deadline_timer;
-  t.when = deadline_ns;
-  t.fire = &deadline_fire;
-  t.arg = n;
-  t.fire_clears_busy = true;
   try {
     timer_start(&t);
   } catch (...) {
@@ -439,10 +443,6 @@ ctx_node* ctx_with_deadline(ctx_node* parent, std::int64_t deadline_ns) {
     ctx_release(n);
     throw;
   }
-  n->has_timer = true;
-  // A fire that came before has_timer was set finds err set and needs no
-  // stop; every later reader of has_timer runs after this store (the node
-  // is not yet shared).
   return n;
 }
 
