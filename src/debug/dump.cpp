@@ -85,7 +85,7 @@ bool read_g(G* g, G* self, std::uintptr_t self_fp, std::int64_t now, grec& r,
   r.name = g->name;
   r.pc_begin = pcs.size();
   r.pc_count = 0;
-  const wait_reason reason = __atomic_load_n(&g->reason, __ATOMIC_RELAXED);
+  const wait_reason reason = std::atomic_ref<wait_reason>(g->reason).load(std::memory_order_relaxed);
   bool walk = false;
   if (st == gstatus::waiting) {
     r.label = wait_reason_string(reason);

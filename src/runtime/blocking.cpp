@@ -17,6 +17,8 @@
 // reason blocking_call tells dumps it is blocked.
 #include "goro/blocking.hpp"
 
+#include <atomic>
+
 #include "platform/race.hpp"
 #include "runtime/sched.hpp"
 
@@ -65,7 +67,7 @@ bool blocking_enter() noexcept {
   M* m = current_m();
   g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed),
                       std::memory_order_relaxed);
-  __atomic_store_n(&g->reason, wait_reason::blocking_call, __ATOMIC_RELAXED);
+  std::atomic_ref<wait_reason>(g->reason).store(wait_reason::blocking_call, std::memory_order_relaxed);
   sched.nblocking.fetch_add(1, std::memory_order_seq_cst);
   P* p = m->p;
   if (m->spinning) {
@@ -85,7 +87,7 @@ void blocking_exit() noexcept {
   race_ignore no_race_checks;  // runtime code (race.hpp)
   G* g = current_g();
   M* m = current_m();
-  __atomic_store_n(&g->reason, wait_reason::none, __ATOMIC_RELAXED);
+  std::atomic_ref<wait_reason>(g->reason).store(wait_reason::none, std::memory_order_relaxed);
   P* p;
   {
     lock_guard lk(sched.lock);
