@@ -129,7 +129,10 @@ TEST(blocking, hands_the_p_to_other_goroutines) {
     done.add(1);
     int got = 0;
     goro::go([&] {
-      got = goro::blocking([&] { return future.get(); });
+      // Bounded, so that a broken handoff fails instead of hanging.
+      got = goro::blocking([&] {
+        return future.wait_for(60s) == std::future_status::ready ? future.get() : -1;
+      });
       done.done();
     });
     goro::go([&] {
