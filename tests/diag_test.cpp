@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "goro/goro.hpp"
+#include "runtime/sched.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -231,6 +232,27 @@ TEST(sysmon, keeps_other_goroutines_running_beside_a_spinning_one) {
     done.wait();
     EXPECT_TRUE(stopped_by_flag.load()) << "the ping-pong pair did not finish while the spin lasted";
     EXPECT_GE(goro::sysmon_retakes(), retakes0 + 1);
+  });
+}
+
+// An idle runtime: sysmon notices that every P is idle and sleeps without a
+// timeout (otherwise it would tick every 10 ms at least, and far more often
+// before its back-off).
+TEST(sysmon, sleeps_while_every_p_is_idle) {
+  run_in(2, [] {
+    auto c = goro::make_chan<int>();
+    std::atomic<bool> go_on{false};
+    std::thread t([&] {
+      while (!go_on.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(300ms);  // idle time to observe, not synchronization
+      c.send(1);
+    });
+    const std::int64_t ticks0 = goro::detail::sched.sysmon_ticks.load();
+    go_on.store(true);
+    (void)c.recv();
+    const std::int64_t ticks = goro::detail::sched.sysmon_ticks.load() - ticks0;
+    t.join();
+    EXPECT_LT(ticks, 25) << "sysmon woke " << ticks << " times in a 300 ms idle wait";
   });
 }
 

@@ -196,6 +196,7 @@ struct sched_t {
   std::atomic<std::int32_t> nblocking{0};  // goroutines inside goro::blocking()
   std::atomic<std::int32_t> nlent{0};      // Ps sysmon added beside stuck ones
   std::atomic<std::int64_t> sysmon_retakes{0};
+  std::atomic<std::int64_t> sysmon_ticks{0};  // sysmon wake-ups, for tests
   // sysmon sleeps on sysmon_seq; a waker increments it and futex-wakes.
   std::atomic<std::uint32_t> sysmon_seq{0};
   std::atomic<bool> sysmon_idle{false};  // asleep without timeout (all Ps idle)

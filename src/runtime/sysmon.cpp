@@ -152,6 +152,7 @@ void sysmon_main() noexcept {
       sched.sysmon_idle.store(false, std::memory_order_seq_cst);
     }
     futex_wait(&sched.sysmon_seq, seq, delay);
+    sched.sysmon_ticks.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t now = nanotime();
     sched.coarse_now.store(now, std::memory_order_relaxed);
     if (retake(now)) {
