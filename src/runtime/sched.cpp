@@ -1152,6 +1152,7 @@ void teardown() noexcept {
     sched.pidle = nullptr;
     sched.midle = nullptr;
     sched.timer_m = nullptr;
+    sched.nmidle = 0;
   }
   {
     lock_guard lk(sched.gfree_lock);
@@ -1171,7 +1172,6 @@ void teardown() noexcept {
   sched.nlent.store(0);
   sched.nblocking.store(0);
   sched.sysmon_retakes.store(0);
-  sched.nmidle = 0;
   sched.debug_flags = 0;
 }
 
