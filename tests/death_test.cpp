@@ -211,9 +211,8 @@ void unlock_unlocked_on_thread_program() {
 
 // -------------------------------------------------------------- deadlock ---
 //
-// checkdead runs only while the process has no threads but goro's own, and
-// ThreadSanitizer runs a background thread of its own: there the check is
-// off, and the positive cases are skipped (the negative ones still run).
+// checkdead runs only while the process has no threads but goro's own
+// (plus ThreadSanitizer's background thread in TSan builds).
 
 [[gnu::noinline]] void wait_forever_on(goro::chan<int> c) {
   (void)c.recv();
@@ -258,7 +257,6 @@ void deadlock_after_sleep_program() {
 }
 
 TEST(deadlock_DeathTest, every_goroutine_asleep_is_fatal) {
-  if (goro_test_tsan) GTEST_SKIP() << "TSan's background thread turns the check off";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const char* fatal = "fatal error: all goroutines are asleep - deadlock!\n\n";
   EXPECT_EXIT(deadlock_on_channel_program(), ::testing::ExitedWithCode(2),

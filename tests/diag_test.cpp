@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <future>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -83,9 +82,9 @@ TEST(dump, shows_state_reason_name_site_and_stack) {
 
 TEST(dump, folds_goroutines_blocked_at_one_site) {
   const int n = scaled(100000, 2000);
-  run_in(4, [n] {
+  run_in(4, [&] {
     auto c = goro::make_chan<int>();
-    goro::wait_group parked, done;
+    goro::wait_group done;
     done.add(n);
     for (int i = 0; i < n; ++i) {
       goro::go([c, &done] {
@@ -124,15 +123,18 @@ TEST(dump, outside_the_runtime_says_so) {
 // blocking() handed the P to another thread.
 TEST(blocking, hands_the_p_to_other_goroutines) {
   run_in(1, [] {
-    std::promise<int> promise;
-    std::future<int> future = promise.get_future();
+    std::atomic<int> value{0};
     goro::wait_group done;
     done.add(1);
     int got = 0;
     goro::go([&] {
-      // Bounded, so that a broken handoff fails instead of hanging.
+      // Waits for the other goroutine without parking: the thread is
+      // blocked (bounded, so that a broken handoff fails instead of hanging).
       got = goro::blocking([&] {
-        return future.wait_for(60s) == std::future_status::ready ? future.get() : -1;
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (value.load() == 0 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(1ms);
+        return value.load();
       });
       done.done();
     });
@@ -140,7 +142,7 @@ TEST(blocking, hands_the_p_to_other_goroutines) {
       // Seen in the dump meanwhile.
       EXPECT_TRUE(goro_test::eventually(
           [] { return dump_text().find("[blocking call") != std::string::npos; }));
-      promise.set_value(42);
+      value.store(42);
     });
     done.wait();
     EXPECT_EQ(got, 42);

@@ -15,9 +15,8 @@
 // a std::thread, a thread pool of some library, the thread that called
 // run() from another runtime — turns the check off for as long as it
 // exists. (Go does the same in effect: a cgo program has extra Ms and its
-// checkdead never fires.) Under ThreadSanitizer its runtime's own
-// background thread counts as such a thread, so deadlocks are not reported
-// in TSan builds.
+// checkdead never fires.) ThreadSanitizer's own background thread is
+// expected in TSan builds.
 //
 // Protocol:
 //  1. stopm, under sched.lock, after putting its M on the idle list, sees
@@ -40,6 +39,7 @@
 #include <string>
 
 #include "debug/dump.hpp"
+#include "platform/sanitizer.hpp"
 #include "runtime/fault.hpp"
 #include "runtime/sched.hpp"
 
@@ -77,8 +77,10 @@ void checkdead(std::uint64_t gen) noexcept {
     lock_guard lk(sched.lock);
     ms = sched.allm.size();
   }
-  // Our threads: every M (M0 is the thread that called run()) and sysmon.
-  if (process_threads() != static_cast<long>(ms) + 1) return;
+  // Our threads: every M (M0 is the thread that called run()) and sysmon,
+  // plus, under ThreadSanitizer, the background thread its runtime starts
+  // with the process's second thread (sysmon's creation at the latest).
+  if (process_threads() != static_cast<long>(ms) + 1 + (GORO_TSAN ? 1 : 0)) return;
   {
     lock_guard lk(sched.lock);
     if (sched.midle_gen != gen || sched.nmidle != static_cast<std::int32_t>(sched.allm.size()))

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -139,7 +140,11 @@ void remove_alt_stack(void* alt) noexcept {
       .str("-byte limit\nfatal error: stack overflow\n\n");
   describe_goroutine(o, g, "running");
   o.flush();
-  _exit(2);
+  exit_now(2);
+}
+
+[[noreturn]] void exit_now(int code) noexcept {
+  for (;;) ::syscall(SYS_exit_group, code);
 }
 
 void write_all(int fd, const std::string& s) noexcept {
@@ -168,7 +173,7 @@ void write_all(int fd, const std::string& s) noexcept {
     // Out of memory formatting the dump: the header alone, as it is.
     write_all(2, header);
     write_all(2, "runtime: out of memory formatting the goroutine dump\n");
-    _exit(2);
+    exit_now(2);
   }
   if (goro::panic_handler h = current_panic_handler()) {
     try {
@@ -178,7 +183,7 @@ void write_all(int fd, const std::string& s) noexcept {
   } else {
     write_all(2, text);
   }
-  _exit(2);
+  exit_now(2);
 }
 
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept {

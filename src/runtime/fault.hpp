@@ -28,6 +28,11 @@ void remove_alt_stack(void* alt) noexcept;
 /// the first reports and the others wait for the exit.
 [[noreturn]] void fatal_report(const std::string& header, G* focus) noexcept;
 
+/// Ends the process with `code` at once: exit_group(2) directly, so no
+/// atexit handler and no sanitizer finalization runs (ThreadSanitizer would
+/// turn the status into 66 over the runtime's open race_ignore scopes).
+[[noreturn]] void exit_now(int code) noexcept;
+
 /// write(2) until all of s is written or the fd fails.
 void write_all(int fd, const std::string& s) noexcept;
 

@@ -72,7 +72,7 @@ void on_sigquit(int) {
   std::string text = "SIGQUIT: quit\n\n";
   append_dump(text);
   write_all(2, text);
-  _exit(2);
+  exit_now(2);
 }
 
 bool has_work(P* p) noexcept {
@@ -130,7 +130,6 @@ bool retake(std::int64_t now) noexcept {
 }
 
 void sysmon_main() noexcept {
-  race_ignore no_race_checks;  // runtime code (race.hpp)
   std::int64_t delay = min_delay_ns;
   int idle = 0;
   for (;;) {
@@ -155,7 +154,13 @@ void sysmon_main() noexcept {
     sched.sysmon_ticks.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t now = nanotime();
     sched.coarse_now.store(now, std::memory_order_relaxed);
-    if (retake(now)) {
+    bool acted;
+    {
+      // Runtime code (race.hpp); not around sigquit_dump, which exits.
+      race_ignore no_race_checks;
+      acted = retake(now);
+    }
+    if (acted) {
       idle = 0;
       delay = min_delay_ns;
     } else if (++idle > 50) {
