@@ -60,16 +60,23 @@ void deadline_fire(timer* t) noexcept {
 // goes in first, while the channel locks still keep every waker out: a timer
 // that fires at once finds a parked goroutine and a claimable wait, and it
 // cannot complete before we release the locks.
+//
+// *p lives in park_on's frame, which is gone as soon as the goroutine runs
+// again, and a timer that fires at once (on another M) lets it run before
+// we release the locks: it returns from park_on and spins on the channel
+// lock, its new frames overwriting *p. So read everything first.
 bool park_commit(void* a) GORO_NO_TSA {
   auto* p = static_cast<park_args*>(a);
+  void (*const release)(void*) = p->release;
+  void* const arg = p->arg;
   if (p->deadline != no_deadline) {
     timer& t = p->ws->deadline_timer;
     t.when = p->deadline;
     t.fire = &deadline_fire;
     t.arg = p->ws;
-    timer_start(&t);
+    timer_start(&t);  // from here on *p may be gone
   }
-  p->release(p->arg);  // from here on *p may be gone: the goroutine may run
+  release(arg);
   return true;
 }
 
