@@ -115,7 +115,10 @@ void report_to_file(std::string_view report) {
 
 void panic_with_handler_program() {
   goro::set_panic_handler(&report_to_file);
-  goro::run([] { goro::go([] { throw std::logic_error("to the file"); }); goro::sleep_for(child_patience); });
+  goro::run([] {
+    goro::go([] { throw std::logic_error("to the file"); });
+    goro::sleep_for(child_patience);
+  });
   std::exit(0);
 }
 
@@ -127,8 +130,8 @@ TEST(panic_DeathTest, panic_handler_receives_the_report) {
   std::stringstream got;
   got << std::ifstream(file).rdbuf();
   std::remove(file.c_str());
-  for (const char* part : {"handled:\npanic: to the file\n", "std::logic_error",
-                           "goroutine 1 \"main\" [sleep"})
+  for (const char* part :
+       {"handled:\npanic: to the file\n", "std::logic_error", "goroutine 1 \"main\" [sleep"})
     EXPECT_NE(got.str().find(part), std::string::npos) << "lacks " << part << " in:\n" << got.str();
 }
 
@@ -261,8 +264,7 @@ TEST(deadlock_DeathTest, every_goroutine_asleep_is_fatal) {
   const char* fatal = "fatal error: all goroutines are asleep - deadlock!\n\n";
   EXPECT_EXIT(deadlock_on_channel_program(), ::testing::ExitedWithCode(2),
               contains_all({fatal, "goroutine 1 \"main\" [chan receive, ",
-                            "\"stuck\" [chan receive, ", "wait_forever_on",
-                            "death_test.cpp"}));
+                            "\"stuck\" [chan receive, ", "wait_forever_on", "death_test.cpp"}));
   EXPECT_EXIT(deadlock_on_wait_group_program(), ::testing::ExitedWithCode(2),
               contains_all({fatal, "[wait group, "}));
   EXPECT_EXIT(deadlock_on_mutex_program(), ::testing::ExitedWithCode(2),

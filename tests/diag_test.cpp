@@ -92,10 +92,12 @@ TEST(dump, folds_goroutines_blocked_at_one_site) {
         done.done();
       });
     }
-    EXPECT_TRUE(goro_test::eventually([&] {
-      const std::string d = dump_text();
-      return d.find(std::to_string(n) + " goroutines [chan receive") != std::string::npos;
-    }, 60s));
+    EXPECT_TRUE(goro_test::eventually(
+        [&] {
+          const std::string d = dump_text();
+          return d.find(std::to_string(n) + " goroutines [chan receive") != std::string::npos;
+        },
+        60s));
     const auto t0 = std::chrono::steady_clock::now();
     const std::string d = dump_text();
     const auto took = std::chrono::steady_clock::now() - t0;
@@ -105,9 +107,10 @@ TEST(dump, folds_goroutines_blocked_at_one_site) {
     EXPECT_LT(d.size(), 20000u);
     // Not a benchmark: a bound no machine should miss.
     EXPECT_LT(took, 30s);
-    std::printf("dump of %d goroutines: %lld ms, %zu bytes\n", n,
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
-                d.size());
+    std::printf(
+        "dump of %d goroutines: %lld ms, %zu bytes\n", n,
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+        d.size());
     c.close();
     done.wait();
   });
@@ -232,7 +235,8 @@ TEST(sysmon, keeps_other_goroutines_running_beside_a_spinning_one) {
       done.done();
     });
     done.wait();
-    EXPECT_TRUE(stopped_by_flag.load()) << "the ping-pong pair did not finish while the spin lasted";
+    EXPECT_TRUE(stopped_by_flag.load())
+        << "the ping-pong pair did not finish while the spin lasted";
     EXPECT_GE(goro::sysmon_retakes(), retakes0 + 1);
   });
 }

@@ -85,7 +85,8 @@ bool read_g(G* g, G* self, std::uintptr_t self_fp, std::int64_t now, grec& r,
   r.name = g->name;
   r.pc_begin = pcs.size();
   r.pc_count = 0;
-  const wait_reason reason = std::atomic_ref<wait_reason>(g->reason).load(std::memory_order_relaxed);
+  const wait_reason reason =
+      std::atomic_ref<wait_reason>(g->reason).load(std::memory_order_relaxed);
   bool walk = false;
   if (st == gstatus::waiting) {
     r.label = wait_reason_string(reason);
@@ -107,9 +108,8 @@ bool read_g(G* g, G* self, std::uintptr_t self_fp, std::int64_t now, grec& r,
     r.label = "running";
     M* m = g->m.load(std::memory_order_relaxed);
     P* p = m != nullptr ? __atomic_load_n(&m->p, __ATOMIC_RELAXED) : nullptr;
-    if (p != nullptr &&
-        p->sysmon_tick.load(std::memory_order_relaxed) ==
-            __atomic_load_n(&p->schedtick, __ATOMIC_RELAXED)) {
+    if (p != nullptr && p->sysmon_tick.load(std::memory_order_relaxed) ==
+                            __atomic_load_n(&p->schedtick, __ATOMIC_RELAXED)) {
       r.since = p->sysmon_when.load(std::memory_order_relaxed);
       if (r.since != 0 && now - r.since > 10'000'000) r.label = "running, not yielding";
     }

@@ -66,7 +66,8 @@ std::string lookup(std::uintptr_t pc) {
   std::string out;
   GElf_Off offset = 0;
   GElf_Sym sym;
-  if (const char* name = dwfl_module_addrinfo(mod, addr, &offset, &sym, nullptr, nullptr, nullptr)) {
+  if (const char* name =
+          dwfl_module_addrinfo(mod, addr, &offset, &sym, nullptr, nullptr, nullptr)) {
     out = demangle(name);
   } else {
     out = "??";
@@ -82,8 +83,8 @@ std::string lookup(std::uintptr_t pc) {
     out += ':';
     out += std::to_string(line);
   } else {
-    const char* modname = dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                           nullptr, nullptr);
+    const char* modname =
+        dwfl_module_info(mod, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
     out += modname != nullptr ? modname : "?";
   }
   char off[32];

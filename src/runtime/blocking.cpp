@@ -65,9 +65,9 @@ bool blocking_enter() noexcept {
   G* g = current_g();
   if (g == nullptr) return false;
   M* m = current_m();
-  g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed),
-                      std::memory_order_relaxed);
-  std::atomic_ref<wait_reason>(g->reason).store(wait_reason::blocking_call, std::memory_order_relaxed);
+  g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  std::atomic_ref<wait_reason>(g->reason).store(wait_reason::blocking_call,
+                                                std::memory_order_relaxed);
   sched.nblocking.fetch_add(1, std::memory_order_seq_cst);
   P* p = m->p;
   if (m->spinning) {

@@ -203,8 +203,8 @@ void write_all(int fd, const std::string& s) noexcept {
         abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
     if (status == 0 && d) type = d.get();
   }
-  std::string header = "panic: " + what + "\n\t(exception of type " + type +
-                       " escaped goroutine " + std::to_string(g->id);
+  std::string header = "panic: " + what + "\n\t(exception of type " + type + " escaped goroutine " +
+                       std::to_string(g->id);
   if (g->name[0] != '\0') header += std::string(" \"") + g->name + "\"";
   header += ", created at ";
   header += g->site.file_name() != nullptr ? g->site.file_name() : "?";

@@ -822,9 +822,8 @@ G* find_runnable(M* m) noexcept {
     }
     if (p->timers.earliest() != 0) run_timers(p, nanotime());
 
-    const bool global_first =
-        p->schedtick % 61 == 0 ||
-        ((sched.debug_flags & debug_shuffle) != 0 && (fastrand(m) & 1) != 0);
+    const bool global_first = p->schedtick % 61 == 0 ||
+                              ((sched.debug_flags & debug_shuffle) != 0 && (fastrand(m) & 1) != 0);
     if (global_first && sched.runq_size.load(std::memory_order_acquire) > 0) {
       lock_guard lk(sched.lock);
       if (G* g = globrunq_get(p, 1)) return g;

@@ -137,7 +137,8 @@ void sysmon_main() noexcept {
     std::uint32_t seq = sched.sysmon_seq.load(std::memory_order_acquire);
     if (sched.sysmon_stop.load(std::memory_order_acquire)) return;
     if (sched.sigquit.load(std::memory_order_seq_cst) != 0) sigquit_dump();
-    if (sched.npidle.load(std::memory_order_seq_cst) == sched.nprocs.load(std::memory_order_seq_cst)) {
+    if (sched.npidle.load(std::memory_order_seq_cst) ==
+        sched.nprocs.load(std::memory_order_seq_cst)) {
       sched.sysmon_idle.store(true, std::memory_order_seq_cst);
       // seq_cst pairs with pidle_get's decrement and sysmon_wake_if_idle.
       if (sched.npidle.load(std::memory_order_seq_cst) ==
