@@ -28,6 +28,13 @@
 // earliest deadline over all Ps; the others sleep without one. Adding a timer
 // earlier than timer_m_until wakes timer_m (or, if there is none, calls
 // wakep() so that some M will re-evaluate).
+//
+// Around the scheduler: sysmon.cpp (the monitor thread: stuck Ps, the coarse
+// clock, SIGQUIT), checkdead.cpp (deadlock detection, called from stopm),
+// blocking.cpp (goro::blocking: the `requeue` action below). GORO_DEBUG modes
+// (debug_flags) turn off the direct handoff and route wake-ups through
+// debug_ready; migrate also moves a goroutine off the M it last ran on in
+// execute().
 #include "runtime/sched.hpp"
 
 #include <cxxabi.h>

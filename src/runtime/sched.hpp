@@ -5,9 +5,14 @@
 //  - A G is in exactly one of: a P's runnext slot, a P's run queue, the global
 //    run queue, running on an M, parked (reachable only from some wait queue
 //    or timer), or free (on a free list). status says which class.
-//  - An M runs goroutines only while it holds a P; there are at most
-//    maxprocs Ps in use. An M without work releases its P to the idle list and
-//    sleeps on its futex word.
+//  - An M runs goroutines only while it holds a P, with one exception: a
+//    goroutine inside goro::blocking() keeps running on its M after handing
+//    the P off (blocking.cpp), and takes a P back before it does anything
+//    else. There are at most maxprocs Ps in use, plus the ones sysmon lends
+//    beside Ps stuck on one goroutine (sched.nlent, sysmon.cpp). An M without
+//    work releases its P to the idle list and sleeps on its futex word.
+//  - sched.nmidle counts the Ms on the idle list; when it equals the number
+//    of Ms and no timer is pending, the M going idle runs checkdead.
 //  - A goroutine's context is saved before any lock guarding a queue it waits
 //    on is released (see park.hpp), so a G found on a queue can always be
 //    resumed.
