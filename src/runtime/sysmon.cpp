@@ -92,8 +92,11 @@ bool retake(std::int64_t now) noexcept {
       lock_guard lk(sched.lock);
       busy = p->status == pstatus::running && p->m != nullptr && p->m->curg != nullptr;
     }
+    // Racy by design (Go's retake reads schedtick the same way): the owner
+    // writes it plainly; a stale value only delays a retake by one tick.
     const std::uint32_t tick = __atomic_load_n(&p->schedtick, __ATOMIC_RELAXED);
     if (!busy || tick != p->sysmon_tick.load(std::memory_order_relaxed)) {
+      // Relaxed: sysmon's own notes, read by dumps as hints.
       p->sysmon_tick.store(tick, std::memory_order_relaxed);
       p->sysmon_when.store(now, std::memory_order_relaxed);
       continue;
@@ -107,8 +110,10 @@ bool retake(std::int64_t now) noexcept {
       const int lent = sched.nlent.load(std::memory_order_relaxed);
       const int procs = sched.nprocs.load(std::memory_order_relaxed);
       if (lent < procs - lent && procs < max_maxprocs) {
+        // Release pairs with the acquire load in set_maxprocs and maxprocs().
         sched.nlent.store(lent + 1, std::memory_order_release);
         resize_procs(procs + 1);  // wakes an M for the new P
+        // A statistic (goro::sysmon_retakes): orders nothing.
         sched.sysmon_retakes.fetch_add(1, std::memory_order_relaxed);
         acted = true;
       }
@@ -122,6 +127,7 @@ bool retake(std::int64_t now) noexcept {
   if (lent > stuck) {
     // Give back what is no longer needed.
     const int back = lent - stuck;
+    // Release pairs with the acquire load in set_maxprocs and maxprocs().
     sched.nlent.store(lent - back, std::memory_order_release);
     resize_procs(sched.nprocs.load(std::memory_order_relaxed) - back);
     acted = true;
@@ -154,6 +160,7 @@ void sysmon_main() noexcept {
     futex_wait(&sched.sysmon_seq, seq, delay);
     sched.sysmon_ticks.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t now = nanotime();
+    // Relaxed: a timestamp gopark copies into G::wait_since; orders nothing.
     sched.coarse_now.store(now, std::memory_order_relaxed);
     bool acted;
     {
