@@ -65,9 +65,13 @@ bool blocking_enter() noexcept {
   G* g = current_g();
   if (g == nullptr) return false;
   M* m = current_m();
+  // Relaxed: timestamps and the reason are hints for dumps, which read them
+  // with relaxed loads; they order nothing.
   g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
   std::atomic_ref<wait_reason>(g->reason).store(wait_reason::blocking_call,
                                                 std::memory_order_relaxed);
+  // seq_cst, read by checkdead under sched.lock (a belt to the braces of
+  // this M never being idle while f runs).
   sched.nblocking.fetch_add(1, std::memory_order_seq_cst);
   P* p = m->p;
   if (m->spinning) {

@@ -1330,7 +1330,8 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   G* g = current_g();
   M* m = current_m();
   g->reason = reason;
-  // The coarse clock, not a clock read: dumps show waits to ~10 ms.
+  // The coarse clock, not a clock read: dumps show waits to ~10 ms. Relaxed
+  // on both sides: a timestamp for dumps, ordering nothing.
   g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (G* next = take_handoff(m)) {
     park_handoff(g, m, next, commit, arg);
