@@ -344,25 +344,40 @@ M* new_m_struct() {
 // Starts an M to run p (spinning if asked).
 }  // namespace
 
+//
+// A new M is made and its thread started under sched.lock, and not at all
+// once the runtime is stopping: run() copies sched.allm under the lock after
+// `stopping` is set and joins every thread in the copy, so an M started
+// later (a blocking() handoff, GORO_DEBUG=migrate, a last wakep) would be
+// deleted with a joinable thread (std::terminate) or never joined.
 void startm(P* p, bool spinning) noexcept {
   M* m = nullptr;
   {
     lock_guard lk(sched.lock);
     m = sched.midle;
-    if (m != nullptr) notify_locked(m, p, spinning);
+    if (m != nullptr) {
+      notify_locked(m, p, spinning);
+    } else if (sched.stopping.load(std::memory_order_relaxed)) {
+      // Shutting down: nobody needs the P any more.
+      if (spinning) sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+      return;
+    } else {
+      try {
+        M* nm = new M;
+        nm->id = static_cast<int>(sched.allm.size());
+        nm->rand_state = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(nm->id + 1) | 1;
+        sched.allm.push_back(nm);
+        nm->next_p = p;
+        nm->next_spinning = spinning;
+        // m_main takes sched.lock first thing, so it waits for us.
+        nm->thread = std::thread(m_main, nm);
+      } catch (...) {
+        fatal_plain("runtime: failed to create new OS thread");
+      }
+      return;
+    }
   }
-  if (m != nullptr) {
-    notify_wake(m);
-    return;
-  }
-  try {
-    M* nm = new_m_struct();
-    nm->next_p = p;
-    nm->next_spinning = spinning;
-    nm->thread = std::thread(m_main, nm);
-  } catch (...) {
-    fatal_plain("runtime: failed to create new OS thread");
-  }
+  notify_wake(m);
 }
 
 namespace {
