@@ -1707,6 +1707,7 @@ int set_maxprocs(int n) {
     return prev;
   }
   // Ps that sysmon lent beside stuck ones (sysmon.cpp) stay on top.
+  lock_guard resizing(sched.resize_lock);
   const int lent = sched.nlent.load(std::memory_order_acquire);
   return resize_procs(std::min(n + lent, max_maxprocs)) - lent;
 }

@@ -200,6 +200,9 @@ struct sched_t {
   std::atomic<std::int64_t> coarse_now{0};
   std::atomic<std::int32_t> nblocking{0};  // goroutines inside goro::blocking()
   std::atomic<std::int32_t> nlent{0};      // Ps sysmon added beside stuck ones
+  // Serializes P-count changes (set_maxprocs, sysmon lending and returning
+  // Ps) so that nlent and nprocs change together. Taken before sched.lock.
+  lock_t resize_lock;
   std::atomic<std::int64_t> sysmon_retakes{0};
   std::atomic<std::int64_t> sysmon_ticks{0};  // sysmon wake-ups, for tests
   // sysmon sleeps on sysmon_seq; a waker increments it and futex-wakes.

@@ -107,6 +107,7 @@ bool retake(std::int64_t now) noexcept {
   }
   if (stuck_with_work > 0) {
     if (sched.npidle.load(std::memory_order_seq_cst) == 0) {
+      lock_guard resizing(sched.resize_lock);  // against set_maxprocs
       const int lent = sched.nlent.load(std::memory_order_relaxed);
       const int procs = sched.nprocs.load(std::memory_order_relaxed);
       if (lent < procs - lent && procs < max_maxprocs) {
@@ -123,6 +124,7 @@ bool retake(std::int64_t now) noexcept {
       acted = true;
     }
   }
+  lock_guard resizing(sched.resize_lock);  // against set_maxprocs
   const int lent = sched.nlent.load(std::memory_order_relaxed);
   if (lent > stuck) {
     // Give back what is no longer needed.
