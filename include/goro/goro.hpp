@@ -1,9 +1,11 @@
 // goro/goro.hpp: everything goro offers, in one include.
 #pragma once
 
+#include "goro/blocking.hpp"
 #include "goro/chan.hpp"
 #include "goro/context.hpp"
 #include "goro/error.hpp"
+#include "goro/debug.hpp"
 #include "goro/goroutine.hpp"
 #include "goro/mutex.hpp"
 #include "goro/panic.hpp"
