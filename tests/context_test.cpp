@@ -465,17 +465,59 @@ TEST_P(context_procs, cancelled_mutex_waiters_leave_the_waiter_count) {
     cancel();
     wg.wait();
     EXPECT_EQ(gave_up.load(), n);
-    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1);  // locked, nothing else
+    // Their stand-ins keep their places (Go's count stays consistent) ...
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1 | n << 3);
+    // ... and pass every wake-up on: one unlock runs through all of them.
     mu.unlock();
     EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 0);
+    EXPECT_EQ(goro::detail::mutex_inspector::sema(mu), 0u);
+    EXPECT_TRUE(mu.try_lock());
+    mu.unlock();
+  });
+}
+
+// Many cancelled waiters leave many stand-ins: passing a wake-up through
+// all of them must not recurse once per stand-in (a goroutine stack is
+// 64 KiB), and a real waiter behind them must still get the mutex.
+TEST(context, a_long_chain_of_stand_ins_hands_the_mutex_to_the_real_waiter) {
+  run_in(2, [] {
+    goro::mutex mu;
+    mu.lock();
+    auto [ctx, cancel] = goro::with_cancel(goro::background());
+    const int n = scaled(3000, 300);
+    goro::wait_group wg;
+    for (int i = 0; i < n; ++i) {
+      wg.add(1);
+      goro::go([&, ctx = ctx] {
+        EXPECT_EQ(mu.lock(ctx), goro::errc::canceled);
+        wg.done();
+      });
+    }
+    ASSERT_TRUE(goro_test::eventually([&] { return mutex_waiters(mu) == n; }));
+    cancel();
+    wg.wait();
+    std::atomic<bool> got{false};
+    wg.add(1);
+    goro::go([&] {
+      mu.lock();  // a real waiter, queued behind every stand-in
+      got = true;
+      mu.unlock();
+      wg.done();
+    });
+    ASSERT_TRUE(goro_test::eventually([&] { return mutex_waiters(mu) == n + 1; }));
+    mu.unlock();
+    wg.wait();
+    EXPECT_TRUE(got.load());
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu) & ~2, 0);
   });
 }
 
 // One P makes the order deterministic: the waiter cannot run until the main
 // goroutine blocks. The waiter waits > 1 ms, is woken, loses to the main
 // goroutine barging in, switches the mutex to starvation mode and queues
-// again; cancelled there as the last waiter, it must end starvation mode.
-TEST(context, a_cancelled_last_waiter_ends_starvation_mode) {
+// again; cancelled there, its stand-in keeps its place, receives the
+// starvation handoff at the next unlock, and ends starvation mode.
+TEST(context, a_cancelled_waiters_stand_in_takes_the_handoff_and_ends_starvation_mode) {
   run_in(1, [] {
     goro::mutex mu;
     mu.lock();
@@ -499,9 +541,10 @@ TEST(context, a_cancelled_last_waiter_ends_starvation_mode) {
     cancel();
     wg.wait();
     EXPECT_EQ(result, goro::errc::canceled);
-    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1);  // locked, normal mode, no waiter
-    mu.unlock();
+    EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 1 | starving | 1 << 3);  // the stand-in
+    mu.unlock();  // hands off to the stand-in, which unlocks in normal mode
     EXPECT_EQ(goro::detail::mutex_inspector::state(mu), 0);
+    EXPECT_EQ(goro::detail::mutex_inspector::sema(mu), 0u);
     EXPECT_TRUE(mu.try_lock());
     mu.unlock();
   });
@@ -603,9 +646,10 @@ TEST_P(context_procs, cancellation_racing_mutex_handoff_keeps_mutual_exclusion) 
     }
     EXPECT_TRUE(mu.try_lock());  // nothing left behind: free, normal mode
     mu.unlock();
-    // Quiescent: no waiter counted, not starving (a woken flag may linger
-    // until the next waiter, as in Go).
+    // Quiescent: no waiter counted, not starving, no unit left over (a woken
+    // flag may linger until the next waiter, as in Go).
     EXPECT_EQ(goro::detail::mutex_inspector::state(mu) & ~2, 0);
+    EXPECT_EQ(goro::detail::mutex_inspector::sema(mu), 0u);
   });
 }
 

@@ -266,6 +266,21 @@ TEST_P(timer_procs, a_ticker_ticks_phase_locked_drops_for_slow_receivers_and_sto
   });
 }
 
+// A ticker destroyed while its fire is running: the fire re-arms the ticker
+// as its last step, so stopping it can find it back in a heap before the
+// firing thread is done with it. Freed only after (ASan checks the rest).
+TEST_P(timer_procs, tickers_torn_down_while_firing_are_freed_only_after_the_fire) {
+  run_in(procs(), [] {
+    const std::int64_t base = goro::detail::timer_obj_count();
+    for (int i = 0; i < scaled(3000, 600); ++i) {
+      goro::ticker t(std::chrono::microseconds(5 + i % 20));
+      (void)t.c().recv();
+      if (i % 3 == 0) goro::yield();
+    }  // each one stopped and freed here, often mid-fire
+    EXPECT_EQ(goro::detail::timer_obj_count(), base);
+  });
+}
+
 TEST(timer, non_positive_intervals_and_empty_handles_panic_with_go_words) {
   run_in(1, [] {
     try {

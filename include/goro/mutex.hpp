@@ -92,7 +92,7 @@ class mutex {
   void lock_slow() { (void)lock_slow(nullptr); }
   std::error_code lock_slow(const context* ctx);
   void unlock_slow(std::int32_t now) noexcept;
-  void leave_queue_cancelled() noexcept;
+  static void stand_in_woken(void* self, bool handed) noexcept;
 
   std::atomic<std::int32_t> state_{0};
   std::atomic<std::uint32_t> sema_{0};

@@ -81,8 +81,11 @@ namespace goro::detail {
 /// sem_acquire (runtime/sema.hpp) that gives up when ctx is done: true if a
 /// unit was taken; false with ctx's error in ec if ctx was done first
 /// (nothing taken). Never waits if a unit is free, even if ctx is done.
+/// stand_in, stand_in_arg: see sem_acquire_cancellable (runtime/sema.hpp).
 bool ctx_sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
-                     const context& ctx, std::error_code& ec);
+                     const context& ctx, std::error_code& ec,
+                     void (*stand_in)(void*, bool) noexcept = nullptr,
+                     void* stand_in_arg = nullptr);
 
 }  // namespace goro::detail
 
@@ -100,6 +103,9 @@ namespace goro::detail {
 struct mutex_inspector {
   static std::int32_t state(const goro::mutex& m) noexcept {
     return m.state_.load(std::memory_order_relaxed);
+  }
+  static std::uint32_t sema(const goro::mutex& m) noexcept {
+    return m.sema_.load(std::memory_order_relaxed);
   }
 };
 }  // namespace goro::detail

@@ -7,6 +7,7 @@
 #include "runtime/sema.hpp"
 
 #include <cstddef>
+#include <new>
 
 #include "goro/goroutine.hpp"
 #include "runtime/fault.hpp"
@@ -24,6 +25,9 @@ struct sema_waiter {
   bool ticket = false;               // set by a handoff release before wake()
   bool queued = false;               // under the bucket lock
   bool cancelled = false;            // set by sem_cancel before wake()
+  // A stand-in for a cancelled waiter (heap-allocated; see sema.hpp).
+  void (*stand_in)(void* arg, bool handed) noexcept = nullptr;
+  void* stand_in_arg = nullptr;
 };
 
 struct alignas(64) bucket {
@@ -115,6 +119,57 @@ void unlink_waiter(bucket& b, sema_waiter* w) GORO_REQUIRES(b.lock) {
   w->queued = false;
 }
 
+sema_waiter* new_stand_in(const sem_cancel_token& tok) noexcept {
+  auto* s = new (std::nothrow) sema_waiter;
+  if (s == nullptr) fatal_error("runtime: out of memory for a semaphore stand-in");
+  s->addr = tok.addr;
+  s->stand_in = tok.stand_in;
+  s->stand_in_arg = tok.stand_in_arg;
+  return s;
+}
+
+// Stand-ins run as a trampoline: a stand-in's action may unlock, which may
+// dequeue the next stand-in, and so on through every pending stand-in; run
+// recursively that would be one stack level per stand-in. Nested ones are
+// put on this thread's list and run by the outermost level. A cascade never
+// switches goroutines (sem_release skips its handoff yield inside one), so
+// it stays on one thread from start to end.
+thread_local bool in_stand_in = false;
+thread_local sema_waiter* stand_ins_pending = nullptr;  // linked by next
+
+// A releaser dequeued stand-in s (handed: it handed s a unit directly). Takes
+// a unit for it, else puts it back in the queue, as a woken waiter that lost
+// the unit to a faster taker would go back to sleep; then runs it.
+void run_stand_in(bucket& b, sema_waiter* s, bool handed) noexcept {
+  std::atomic<std::uint32_t>* addr = s->addr;
+  if (!handed && !try_take(addr)) {
+    b.lock.lock();
+    // seq_cst: Dekker with sem_release, as in sem_acquire.
+    b.nwait.fetch_add(1, std::memory_order_seq_cst);
+    if (!try_take(addr)) {
+      enqueue(b, s, true);
+      b.lock.unlock();
+      return;
+    }
+    b.nwait.fetch_sub(1, std::memory_order_relaxed);
+    b.lock.unlock();
+  }
+  s->ticket = handed;
+  s->next = stand_ins_pending;
+  stand_ins_pending = s;
+  if (in_stand_in) return;  // the outermost level runs it
+  in_stand_in = true;
+  while (sema_waiter* t = stand_ins_pending) {
+    stand_ins_pending = t->next;
+    void (*fn)(void*, bool) noexcept = t->stand_in;
+    void* arg = t->stand_in_arg;
+    const bool was_handed = t->ticket;
+    delete t;
+    fn(arg, was_handed);
+  }
+  in_stand_in = false;
+}
+
 }  // namespace
 
 void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason) {
@@ -147,6 +202,16 @@ bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_r
     w.addr = addr;
     b.lock.lock();
     if (tok.requested) {
+      if (tok.stand_in != nullptr) {
+        // Queue a stand-in in our place (sema.hpp), unless a unit is free.
+        b.nwait.fetch_add(1, std::memory_order_seq_cst);  // Dekker, as below
+        if (try_take(addr)) {
+          b.nwait.fetch_sub(1, std::memory_order_relaxed);
+          b.lock.unlock();
+          return true;
+        }
+        enqueue(b, new_stand_in(tok), lifo);
+      }
       b.lock.unlock();
       return false;
     }
@@ -183,7 +248,11 @@ void sem_cancel(sem_cancel_token& tok) noexcept {
     auto* w = static_cast<sema_waiter*>(tok.waiter);
     if (w != nullptr && w->queued) {
       unlink_waiter(b, w);
-      b.nwait.fetch_sub(1, std::memory_order_relaxed);
+      if (tok.stand_in != nullptr) {
+        enqueue(b, new_stand_in(tok), true);  // nwait unchanged: one for one
+      } else {
+        b.nwait.fetch_sub(1, std::memory_order_relaxed);
+      }
       w->cancelled = true;
       tok.waiter = nullptr;
       woken = w;
@@ -208,11 +277,15 @@ void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept {
   if (w == nullptr) return;
   // w is off every queue: only we can touch it until wake().
   const bool handed = handoff && try_take(addr);
+  if (w->stand_in != nullptr) {
+    run_stand_in(b, w, handed);
+    return;
+  }
   w->ticket = handed;
   const bool waiter_is_goroutine = w->park.is_goroutine();
   w->park.wake();  // w may be gone after this
   // Direct handoff: let the waiter (now in our P's runnext) run right away.
-  if (handed && waiter_is_goroutine && current_g() != nullptr) goro::yield();
+  if (handed && waiter_is_goroutine && current_g() != nullptr && !in_stand_in) goro::yield();
 }
 
 void sem_forget_goroutines() noexcept {
@@ -225,7 +298,7 @@ void sem_forget_goroutines() noexcept {
       sema_waiter* last = nullptr;
       for (sema_waiter* w = head; w != nullptr;) {
         sema_waiter* next = w->next;
-        if (!w->park.is_goroutine()) {
+        if (!w->park.is_goroutine() || w->stand_in != nullptr) {
           w->prev = last;
           w->next = nullptr;
           if (last != nullptr)

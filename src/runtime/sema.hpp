@@ -24,15 +24,29 @@ void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason
 /// Lets a waiter of sem_acquire_cancellable be cancelled from another
 /// goroutine or thread (a context hook). Owned by the waiting caller.
 struct sem_cancel_token {
-  explicit sem_cancel_token(std::atomic<std::uint32_t>* a) noexcept : addr(a) {}
+  /// stand_in: see sem_acquire_cancellable; nullptr for none.
+  explicit sem_cancel_token(std::atomic<std::uint32_t>* a,
+                            void (*stand_in)(void* arg, bool handed) noexcept = nullptr,
+                            void* stand_in_arg = nullptr) noexcept
+      : addr(a), stand_in(stand_in), stand_in_arg(stand_in_arg) {}
   std::atomic<std::uint32_t>* const addr;
+  void (*const stand_in)(void* arg, bool handed) noexcept;
+  void* const stand_in_arg;
   void* waiter = nullptr;  // the queued waiter record, under the bucket lock
   bool requested = false;  // under the bucket lock
 };
 
 /// sem_acquire that gives up once sem_cancel(tok) is called: true if a unit
-/// was taken, false if cancelled first (nothing taken, the queue as if the
-/// caller had never come). tok must outlive the call and every sem_cancel.
+/// was taken, false if cancelled first (nothing taken). tok must outlive the
+/// call and every sem_cancel.
+///
+/// Without a stand-in the cancelled caller simply leaves the queue. With one
+/// (a primitive whose own bookkeeping counts queued waiters, as Go's mutex
+/// does), its place in the queue goes to a heap stand-in: a releaser that
+/// dequeues the stand-in hands it the unit (handed: a direct handoff) or
+/// lets it take one, then calls stand_in(stand_in_arg, handed), which must
+/// do what the waiter would have done with the unit, without waiting; a
+/// stand-in that finds no unit goes back to the queue, as a waiter would.
 bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
                              sem_cancel_token& tok);
 
@@ -48,7 +62,7 @@ void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept;
 /// Drops every goroutine waiter from the table. Called when a runtime shuts
 /// down: its abandoned goroutines' waiter records live on stacks that are
 /// about to be unmapped, and must not be found by a later run(). Waiting
-/// plain threads stay queued.
+/// plain threads and stand-ins stay queued.
 void sem_forget_goroutines() noexcept;
 
 }  // namespace goro::detail

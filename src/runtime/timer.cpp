@@ -6,7 +6,7 @@
 namespace goro::detail {
 
 void timer_heap::push(timer* t) {
-  heap_.push_back(t);
+  heap_.push_back({t->when, t});
   t->heap.store(this, std::memory_order_release);
   const std::size_t i = heap_.size() - 1;
   t->heap_index = static_cast<std::int32_t>(i);
@@ -16,8 +16,8 @@ void timer_heap::push(timer* t) {
 
 timer* timer_heap::pop() {
   if (heap_.empty()) return nullptr;
-  timer* t = heap_[0];
-  timer* last = heap_.back();
+  timer* t = heap_[0].t;
+  const entry last = heap_.back();
   heap_.pop_back();
   if (!heap_.empty()) {
     place(0, last);
@@ -33,20 +33,20 @@ timer* timer_heap::pop() {
 }
 
 timer* timer_heap::pop_expired(std::int64_t now) {
-  if (heap_.empty() || heap_[0]->when > now) return nullptr;
+  if (heap_.empty() || heap_[0].when > now) return nullptr;
   return pop();
 }
 
 bool timer_heap::remove(timer* t) {
   const std::int32_t idx = t->heap_index;
-  if (idx < 0 || static_cast<std::size_t>(idx) >= heap_.size() || heap_[idx] != t) return false;
+  if (idx < 0 || static_cast<std::size_t>(idx) >= heap_.size() || heap_[idx].t != t) return false;
   const auto i = static_cast<std::size_t>(idx);
-  timer* last = heap_.back();
+  const entry last = heap_.back();
   heap_.pop_back();
   if (i < heap_.size()) {
     place(i, last);
     sift_up(i);
-    sift_down(static_cast<std::size_t>(last->heap_index));
+    sift_down(static_cast<std::size_t>(last.t->heap_index));
   }
   t->heap_index = -1;
   t->heap.store(nullptr, std::memory_order_release);
@@ -55,40 +55,48 @@ bool timer_heap::remove(timer* t) {
 }
 
 void timer_heap::sift_up(std::size_t i) {
-  timer* t = heap_[i];
+  const entry e = heap_[i];
   while (i > 0) {
     const std::size_t parent = (i - 1) / 4;
-    if (heap_[parent]->when <= t->when) break;
+    if (heap_[parent].when <= e.when) break;
     place(i, heap_[parent]);
     i = parent;
   }
-  place(i, t);
+  place(i, e);
 }
 
 void timer_heap::sift_down(std::size_t i) {
   const std::size_t n = heap_.size();
-  timer* t = heap_[i];
+  const entry e = heap_[i];
   for (;;) {
     const std::size_t first = 4 * i + 1;
     if (first >= n) break;
     std::size_t best = first;
     const std::size_t last = first + 4 < n ? first + 4 : n;
     for (std::size_t c = first + 1; c < last; ++c)
-      if (heap_[c]->when < heap_[best]->when) best = c;
-    if (heap_[best]->when >= t->when) break;
+      if (heap_[c].when < heap_[best].when) best = c;
+    if (heap_[best].when >= e.when) break;
     place(i, heap_[best]);
     i = best;
   }
-  place(i, t);
+  place(i, e);
 }
 
 bool timer_stop(timer* t) noexcept {
   for (;;) {
     // Acquire pairs with the release stores of heap in push and pop.
     if (timer_heap* h = t->heap.load(std::memory_order_acquire)) {
-      lock_guard lk(h->lock);
-      if (t->heap.load(std::memory_order_relaxed) == h) return h->remove(t);
-      continue;  // popped or moved meanwhile: look again
+      bool removed;
+      {
+        lock_guard lk(h->lock);
+        if (t->heap.load(std::memory_order_relaxed) != h) continue;  // popped or moved meanwhile
+        removed = h->remove(t);
+      }
+      // A fire that re-armed t as its last step (a ticker) may still be
+      // returning, and its M stores busy = 0 after that: wait for it, so the
+      // caller may free t. (A fire never stops its own timer.)
+      while (t->busy.load(std::memory_order_acquire) != 0) cpu_relax();
+      return removed;
     }
     // Acquire pairs with the release store of 0 by whoever popped it.
     if (t->busy.load(std::memory_order_acquire) == 0) return false;

@@ -60,23 +60,33 @@ class timer_heap {
   std::int64_t earliest() const noexcept { return when0_.load(std::memory_order_relaxed); }
 
  private:
+  // A heap slot keeps its timer's deadline inline (as Go 1.23's timerWhen
+  // does): sifting compares deadlines without touching the timers, which
+  // live all over memory (inside goroutine records, channel timers, ...).
+  struct entry {
+    std::int64_t when;
+    timer* t;
+  };
+
   void sift_up(std::size_t i) GORO_REQUIRES(lock);
   void sift_down(std::size_t i) GORO_REQUIRES(lock);
   void publish() GORO_REQUIRES(lock) {
-    when0_.store(heap_.empty() ? 0 : heap_[0]->when, std::memory_order_relaxed);
+    when0_.store(heap_.empty() ? 0 : heap_[0].when, std::memory_order_relaxed);
   }
-  void place(std::size_t i, timer* t) GORO_REQUIRES(lock) {
-    heap_[i] = t;
-    t->heap_index = static_cast<std::int32_t>(i);
+  void place(std::size_t i, entry e) GORO_REQUIRES(lock) {
+    heap_[i] = e;
+    e.t->heap_index = static_cast<std::int32_t>(i);
   }
 
-  std::vector<timer*> heap_ GORO_GUARDED_BY(lock);
+  std::vector<entry> heap_ GORO_GUARDED_BY(lock);
   std::atomic<std::int64_t> when0_{0};
 };
 
 /// Removes t from whatever heap holds it. True if it was removed before it
-/// fired; false if it had fired (or was never started), in which case this
-/// waits until its fire() has returned. Either way t may be reused after.
+/// fired; false if it had fired (or was never started). Either way this
+/// waits until any fire() of t in progress has returned (even one that
+/// re-armed t), so t may be reused or freed after. Never call it from t's own
+/// fire().
 bool timer_stop(timer* t) noexcept;
 
 }  // namespace goro::detail

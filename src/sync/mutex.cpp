@@ -112,10 +112,11 @@ std::error_code mutex::lock_slow(const context* ctx) {
         detail::sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex);
       } else {
         std::error_code ec;
-        if (!detail::ctx_sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex, *ctx, ec)) {
-          leave_queue_cancelled();
+        // Cancelled: a stand-in keeps our place in the queue (and in the
+        // waiter count) and, when woken, passes the wake-up on.
+        if (!detail::ctx_sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex, *ctx, ec,
+                                     &stand_in_woken, this))
           return ec;
-        }
       }
       starving = starving || detail::nanotime() - wait_start > starvation_threshold_ns;
       old = state_.load(std::memory_order_acquire);
@@ -135,29 +136,43 @@ std::error_code mutex::lock_slow(const context* ctx) {
   }
 }
 
-// A lock(ctx) whose semaphore wait was cancelled: it is still counted as a
-// waiter but is in no queue and holds no unit. Each counted waiter leaves the
-// count exactly once, by an unlocker choosing it (anonymously) for a wake-up
-// or, here, by itself.
-void mutex::leave_queue_cancelled() noexcept {
-  std::int32_t old = state_.load(std::memory_order_relaxed);
+// The stand-in of a cancelled lock(ctx) waiter got the wake-up that waiter
+// would have got (runtime/sema.hpp): do what lock_slow does on waking, but
+// never wait. Go's count invariants hold because the waiter's place in the
+// queue was never vacated: an unlocker that chose "some waiter" for a
+// wake-up (normal mode: count - 1, woken bit) or a handoff (starvation mode)
+// reaches the stand-in exactly as it would have reached the waiter.
+void mutex::stand_in_woken(void* self, bool handed) noexcept {
+  (void)handed;  // a handoff shows in the state as the starving bit
+  auto* m = static_cast<mutex*>(self);
+  std::int32_t old = m->state_.load(std::memory_order_acquire);
+  if ((old & starving_bit) != 0) {
+    // Starvation mode: the mutex was handed to us (lock_slow's handoff
+    // branch). Take it, leave starvation mode (we did not starve), and
+    // unlock at once: the next waiter gets it in the ordinary way.
+    if ((old & (locked_bit | woken_bit)) != 0 || (old >> waiter_shift) == 0)
+      detail::fatal_error("sync: inconsistent mutex state");
+    m->state_.fetch_add(locked_bit - (1 << waiter_shift) - starving_bit, std::memory_order_acquire);
+    detail::race_acquire(&m->state_);
+    m->unlock();
+    return;
+  }
+  // Normal mode: we hold the woken role (the unlocker set the woken bit for
+  // whoever it woke). If the mutex is free, take it and unlock, which wakes
+  // the next waiter if there is one; if it is held, give the role back, so
+  // the holder's unlock wakes the next waiter.
   for (;;) {
-    const std::int32_t waiters = old >> waiter_shift;
-    if ((old & (starving_bit | locked_bit)) == starving_bit && waiters == 1) {
-      // An unlocker in starvation mode is handing the mutex to its waiters,
-      // and we are the only one: the unit will come to nobody else. Take
-      // it, own the mutex as the handoff's receiver would, and pass it on.
-      detail::sem_acquire(&sema_, false, detail::wait_reason::mutex);
-      state_.fetch_add(locked_bit - (1 << waiter_shift) - starving_bit, std::memory_order_acquire);
-      detail::race_acquire(&state_);
-      unlock();
+    if ((old & locked_bit) == 0) {
+      if (m->state_.compare_exchange_weak(old, (old | locked_bit) & ~woken_bit,
+                                          std::memory_order_acquire, std::memory_order_acquire)) {
+        detail::race_acquire(&m->state_);
+        m->unlock();
+        return;
+      }
+    } else if (m->state_.compare_exchange_weak(old, old & ~woken_bit, std::memory_order_relaxed,
+                                               std::memory_order_acquire)) {
       return;
     }
-    std::int32_t next = old - (1 << waiter_shift);
-    // The last waiter leaving ends starvation mode: the owner's unlock then
-    // needs no handoff.
-    if ((old & starving_bit) != 0 && waiters == 1) next &= ~starving_bit;
-    if (state_.compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
   }
 }
 
