@@ -428,6 +428,8 @@ std::int64_t earliest_timer() noexcept {
 
 namespace {
 
+void rearm_periodic(timer* t) noexcept;
+
 // Runs the due timers of pp. Returns true if any fired. One timer at a time:
 // a fire() may stop other timers (a context deadline stops its
 // descendants'), and timer_stop waits for a popped timer to finish firing,
@@ -443,8 +445,14 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
     if (t == nullptr) return fired;
     const bool self_clearing = t->fire_clears_busy;  // read before t may go
     t->fire(t);
-    // Release pairs with timer_stop's acquire: fire() is over.
-    if (!self_clearing) t->busy.store(0, std::memory_order_release);
+    if (self_clearing) {
+      // fire() ended the busy state itself; t may be gone.
+    } else if (t->period > 0) {
+      rearm_periodic(t);
+    } else {
+      // Release pairs with timer_stop's acquire: fire() is over.
+      t->busy.store(0, std::memory_order_release);
+    }
     fired = true;
   }
 }
@@ -1012,12 +1020,14 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
       dst->timers.lock.unlock();
       p->timers.lock.lock();
       p->timers.push(t);
-      p->timers.lock.unlock();
+      // Under the heap lock, as in rearm_periodic: once the lock is
+      // released another M may pop t and mark it busy again.
       t->busy.store(0, std::memory_order_release);  // in a heap again
+      p->timers.lock.unlock();
       return earliest;
     }
+    t->busy.store(0, std::memory_order_release);  // in P 0's heap now (lock held)
     dst->timers.lock.unlock();
-    t->busy.store(0, std::memory_order_release);  // in P 0's heap now
     if (earliest == 0 || when < earliest) earliest = when;
   }
 }
@@ -1354,18 +1364,53 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   g->reason = wait_reason::none;
 }
 
-void timer_start(timer* t) {
-  // Off a P (a plain thread, or an M between Ps) the timer goes to P 0,
-  // which is never retired; any M runs any P's due timers.
+namespace {
+
+// The heap a timer started now goes to: the current M's P's, or off a P (a
+// plain thread, or an M between Ps) P 0's, which is never retired; any M
+// runs any P's due timers. nullptr outside a running runtime.
+timer_heap* timer_home() noexcept {
   M* m = current_m();
   P* p = m != nullptr ? m->p : nullptr;
   if (p == nullptr) {
     if (!sched.running.load(std::memory_order_acquire) ||
         sched.stopping.load(std::memory_order_relaxed))
-      throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
+      return nullptr;
     p = sched.allp[0];
   }
-  timer_heap& h = p->timers;
+  return &p->timers;
+}
+
+void rearm_periodic(timer* t) noexcept {
+  const std::int64_t now = nanotime();
+  std::int64_t next = t->when + t->period;
+  if (next <= now) next += ((now - next) / t->period + 1) * t->period;
+  t->when = next;
+  timer_heap* h = timer_home();
+  if (h == nullptr) {
+    t->busy.store(0, std::memory_order_release);  // shutting down: no more ticks
+    return;
+  }
+  h->lock.lock();
+  try {
+    race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
+    h->push(t);
+  } catch (const std::bad_alloc&) {
+    fatal_error("runtime: out of memory growing a timer heap");
+  }
+  // Under the heap lock: no M can pop t (and set busy) before this store.
+  // Release pairs with timer_stop's acquire.
+  t->busy.store(0, std::memory_order_release);
+  h->lock.unlock();
+  timer_added(next);
+}
+
+}  // namespace
+
+void timer_start(timer* t) {
+  timer_heap* home = timer_home();
+  if (home == nullptr) throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
+  timer_heap& h = *home;
   const std::int64_t when = t->when;
   h.lock.lock();
   try {

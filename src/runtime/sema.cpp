@@ -10,6 +10,7 @@
 #include <new>
 
 #include "goro/goroutine.hpp"
+#include "platform/race.hpp"
 #include "runtime/fault.hpp"
 
 namespace goro::detail {
@@ -120,6 +121,7 @@ void unlink_waiter(bucket& b, sema_waiter* w) GORO_REQUIRES(b.lock) {
 }
 
 sema_waiter* new_stand_in(const sem_cancel_token& tok) noexcept {
+  race_ignore no_race_checks;  // runtime allocation, freed by another goroutine (race.hpp)
   auto* s = new (std::nothrow) sema_waiter;
   if (s == nullptr) fatal_error("runtime: out of memory for a semaphore stand-in");
   s->addr = tok.addr;
@@ -164,7 +166,10 @@ void run_stand_in(bucket& b, sema_waiter* s, bool handed) noexcept {
     void (*fn)(void*, bool) noexcept = t->stand_in;
     void* arg = t->stand_in_arg;
     const bool was_handed = t->ticket;
-    delete t;
+    {
+      race_ignore no_race_checks;  // allocated by the cancelling goroutine (race.hpp)
+      delete t;
+    }
     fn(arg, was_handed);
   }
   in_stand_in = false;

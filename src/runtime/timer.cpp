@@ -92,10 +92,6 @@ bool timer_stop(timer* t) noexcept {
         if (t->heap.load(std::memory_order_relaxed) != h) continue;  // popped or moved meanwhile
         removed = h->remove(t);
       }
-      // A fire that re-armed t as its last step (a ticker) may still be
-      // returning, and its M stores busy = 0 after that: wait for it, so the
-      // caller may free t. (A fire never stops its own timer.)
-      while (t->busy.load(std::memory_order_acquire) != 0) cpu_relax();
       return removed;
     }
     // Acquire pairs with the release store of 0 by whoever popped it.

@@ -9,8 +9,9 @@
 //
 // Stopping a timer (timer_stop) races with the M that pops it to fire it, or
 // that moves it to another P's heap. A timer is therefore always in one of:
-// in a heap (heap != nullptr, written under that heap's lock), busy (popped,
-// its fire() running or it is on its way to another heap), or idle. The
+// in a heap (heap != nullptr, written under that heap's lock; busy is 0),
+// busy (popped, its fire() running or it is on its way to another heap,
+// periodic timers included), or idle. The
 // popping M marks it busy before it clears heap and idle after fire()
 // returns or the new heap holds it; timer_stop removes a timer from its heap
 // or waits out the busy state, so when it returns the timer's memory may be
@@ -39,6 +40,11 @@ struct timer {
   // before heap is cleared (release); stored 0 (release) when done, paired
   // with the acquire load in timer_stop.
   std::atomic<std::uint32_t> busy{0};
+  // > 0: a periodic timer (a ticker). The M that fired it puts it back in a
+  // heap at the next multiple of period after now (ticks missed meanwhile
+  // are dropped), and clears busy under that heap's lock, so two fires of
+  // one timer never overlap. Written only while the timer is stopped.
+  std::int64_t period = 0;
   // Set by owners whose fire() may free the timer (a context deadline):
   // fire() then stores busy = 0 itself (release) before it lets go, and the
   // M that ran it does not touch t afterwards.
@@ -83,10 +89,10 @@ class timer_heap {
 };
 
 /// Removes t from whatever heap holds it. True if it was removed before it
-/// fired; false if it had fired (or was never started). Either way this
-/// waits until any fire() of t in progress has returned (even one that
-/// re-armed t), so t may be reused or freed after. Never call it from t's own
-/// fire().
+/// fired; false if it had fired (or was never started), in which case this
+/// waits until its fire() has returned (and a periodic t's M has done with
+/// it). Either way t may be reused or freed after. Never call it from t's
+/// own fire().
 bool timer_stop(timer* t) noexcept;
 
 }  // namespace goro::detail

@@ -20,10 +20,10 @@
 //    or timer_stop's remove) owns the armed reference.
 //
 // stop and reset are serialized by mu. Both first timer_stop the runtime
-// timer (which waits out a fire in progress, or takes out of the heap a
-// ticker that its fire re-armed as its very last step), then discard any
-// value that fired but was not received (chan_drain): after they return no
-// value from before can be received. A fire never takes mu.
+// timer (which waits out a fire in progress, and takes out of its heap a
+// ticker that its M re-armed), then discard any value that fired but was
+// not received (chan_drain): after they return no value from before can be
+// received. A fire never takes mu.
 #include <new>
 
 #include "chan/chan_core.hpp"
@@ -40,7 +40,6 @@ struct timer_obj {
   std::atomic<std::int32_t> refs{2};
   timer t;
   chan_core* c = nullptr;      // channel timers; owns us
-  std::int64_t period = 0;     // tickers; written only while t is stopped
   std::function<void()> f;     // func timers
   lock_t mu;                   // serializes stop and reset
 };
@@ -62,30 +61,16 @@ void delete_obj(timer_obj* o) noexcept {
   delete o;
 }
 
-// Delivers first and re-arms (tickers) last: once the timer is back in a
-// heap, a stop or reset may take it out and return at once, so the fire
-// must have no effect left to come by then.
+// A ticker's timer is periodic (timer::period): the M that fired it puts it
+// back in a heap after this returns, so two fires never overlap.
 void chan_fire(timer* t) noexcept {
   auto* o = static_cast<timer_obj*>(t->arg);
-  const std::int64_t now = nanotime();
-  time_point v{std::chrono::nanoseconds(now)};
+  time_point v{std::chrono::nanoseconds(nanotime())};
   try {
     // Non-blocking: a full channel (an unread tick) drops this one.
     (void)chan_send(o->c, &v, false, 0);
   } catch (...) {
     // Unreachable: the channel is never closed (its handles are receive-only).
-  }
-  if (o->period > 0) {
-    // Phase-locked: the next tick is the first multiple of period after
-    // now, counted from this one; ticks missed meanwhile are dropped.
-    std::int64_t next = t->when + o->period;
-    if (next <= now) next += ((now - next) / o->period + 1) * o->period;
-    t->when = next;
-    try {
-      timer_start(t);
-    } catch (...) {
-      // The runtime is shutting down: no more ticks.
-    }
   }
 }
 
@@ -116,7 +101,7 @@ void chan_last_release(void* arg) noexcept {
 
 timer_obj* timer_new_chan(std::int64_t when_ns, std::int64_t period_ns) {
   timer_obj* o = new_obj();
-  o->period = period_ns;
+  o->t.period = period_ns;
   try {
     o->c = chan_make(&chan_ops_for<time_point>::ops, 1);
   } catch (...) {
@@ -190,7 +175,7 @@ bool timer_obj_reset(timer_obj* o, std::int64_t when_ns, std::int64_t period_ns)
   bool pending = timer_stop(&o->t);
   if (o->c != nullptr) {
     if (chan_drain(o->c) > 0) pending = true;
-    o->period = period_ns;
+    o->t.period = period_ns;
   } else {
     race_release(&o->f);  // pairs with race_acquire before f runs
     if (!pending) timer_obj_retain(o);  // armed again
