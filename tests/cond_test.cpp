@@ -99,8 +99,9 @@ TEST_P(cond_procs, signal_before_wait_is_not_remembered) {
   run_in(procs(), [] {
     goro::mutex mu;
     goro::cond c(mu);
-    c.signal();
     c.broadcast();
+    c.signal();
+    c.signal();
     waiters w(mu, c);
     w.start(1);
     EXPECT_FALSE(eventually([&] { return w.woken.load() > 0; }, 50ms))
