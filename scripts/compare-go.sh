@@ -4,7 +4,9 @@
 #
 #   bash scripts/compare-go.sh [rounds] [workloads...]
 #
-# rounds defaults to 5; workloads default to all nine anchors.
+# rounds defaults to 5; workloads default to all nine anchors plus the sync
+# toolbox's workloads (rw_read_heavy, pool_getput, once_fast: goro-syncbench
+# against its Go twin in bench/go).
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -30,7 +32,11 @@ run_timeout="${RUN_TIMEOUT:-600}"
 declare -A target=(
   [skynet]=0.33 [spawn]=0.5 [mutex]=0.8 [timers]=0.5 [idle_mem]=1.5
   [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
+  [rw_read_heavy]=1.0 [pool_getput]=1.0 [once_fast]=1.0
 )
+# Workloads of goro-syncbench / bench/go (the others are goro-anchors' and
+# shared/anchors/go's).
+declare -A sync_workload=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
 
 die() { echo "compare-go: $*" >&2; exit 2; }
 note() { echo "compare-go: $*" >&2; }
@@ -70,6 +76,9 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$go_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/goanchor" .) \
   || die "building the Go anchors failed"
 go_bin="$tmp/goanchor"
+(cd "$repo_root/bench/go" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/gosyncbench" .) \
+  || die "building the Go sync benchmarks (bench/go) failed"
+go_sync_bin="$tmp/gosyncbench"
 
 # --- goro --------------------------------------------------------------------
 goro_bin="${GORO_ANCHORS:-$build_dir/bench/goro-anchors}"
@@ -84,10 +93,16 @@ if [[ -z "${GORO_ANCHORS:-}" ]]; then
   fi
 fi
 [[ -x "$goro_bin" ]] || die "no goro-anchors at $goro_bin"
+goro_sync_bin="$(dirname "$goro_bin")/goro-syncbench"
+if [[ ! -x "$goro_sync_bin" || "${GORO_REBUILD:-0}" == 1 ]] && [[ -z "${GORO_ANCHORS:-}" ]]; then
+  cmake --build "$build_dir" -j2 --target goro-syncbench >&2 || die "building goro-syncbench failed"
+fi
+[[ -x "$goro_sync_bin" ]] || die "no goro-syncbench at $goro_sync_bin"
 
 # Default workloads: all of them (goro-anchors implements every anchor).
 if [[ ${#workloads[@]} -eq 0 ]]; then
-  workloads=(skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem)
+  workloads=(skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem
+             rw_read_heavy pool_getput once_fast)
 fi
 
 # --- runs --------------------------------------------------------------------
@@ -123,8 +138,10 @@ note "$rounds round(s) of: ${workloads[*]}${N:+ (n=$N)}; $nproc_ cores"
 for ((r = 1; r <= rounds; r++)); do
   for w in "${workloads[@]}"; do
     [[ -z "${skipped[$w]+x}" && -z "${failed[$w]+x}" ]] || continue
+    gb="$goro_bin" ob="$go_bin"
+    if [[ -n "${sync_workload[$w]+x}" ]]; then gb="$goro_sync_bin" ob="$go_sync_bin"; fi
     set +e
-    g="$(run_one "$goro_bin" "$w")"
+    g="$(run_one "$gb" "$w")"
     rc=$?
     set -e
     if [[ $rc -eq 3 ]]; then
@@ -137,7 +154,7 @@ for ((r = 1; r <= rounds; r++)); do
       continue
     fi
     set +e
-    o="$(run_one "$go_bin" "$w")"
+    o="$(run_one "$ob" "$w")"
     rc=$?
     set -e
     if [[ $rc -ne 0 ]]; then

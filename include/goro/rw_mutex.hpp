@@ -30,6 +30,20 @@
 
 #include "goro/mutex.hpp"
 
+// Under ThreadSanitizer the read-lock fast paths stay out of line, where
+// they make Go's race edges explicitly (readers do not synchronize with each
+// other); elsewhere they are inlined.
+#if defined(__SANITIZE_THREAD__)
+#define GORO_RW_MUTEX_INLINE 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_RW_MUTEX_INLINE 0
+#endif
+#endif
+#ifndef GORO_RW_MUTEX_INLINE
+#define GORO_RW_MUTEX_INLINE 1
+#endif
+
 namespace goro {
 
 class rw_mutex {
@@ -45,10 +59,27 @@ class rw_mutex {
   void unlock() noexcept;
 
   /// Read lock: waits while a writer holds the lock or is waiting for it.
-  void lock_shared();
+  void lock_shared() {
+#if GORO_RW_MUTEX_INLINE
+    // seq_cst: ordered against the writer's subtraction in lock(); acquire
+    // pairs with the release of the last writer's unlock() (its fetch_add).
+    if (reader_count_.fetch_add(1, std::memory_order_seq_cst) + 1 < 0) lock_shared_wait();
+#else
+    lock_shared_outline();
+#endif
+  }
   /// Takes a read lock unless a writer holds or waits for the lock.
   bool try_lock_shared() noexcept;
-  void unlock_shared() noexcept;
+  void unlock_shared() noexcept {
+#if GORO_RW_MUTEX_INLINE
+    // seq_cst (release part): our reads happen before a writer that observes
+    // the decrement (lock()'s subtraction, or the reader_wait_ chain).
+    const std::int32_t r = reader_count_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+    if (r < 0) unlock_shared_slow(r);
+#else
+    unlock_shared_outline();
+#endif
+  }
 
   // Go's names, for readers of ported code.
   void rlock() { lock_shared(); }
@@ -56,6 +87,11 @@ class rw_mutex {
 
  private:
   static constexpr std::int32_t max_readers = 1 << 30;
+
+  void lock_shared_wait();                          // a writer is pending: sleep
+  void unlock_shared_slow(std::int32_t r) noexcept;  // a writer is pending: maybe wake it
+  void lock_shared_outline();                       // the whole operation (TSan builds)
+  void unlock_shared_outline() noexcept;
 
   mutex w_;                                 // held by the writer and by waiting writers
   std::atomic<std::uint32_t> writer_sem_{0};  // the writer waits here for departing readers

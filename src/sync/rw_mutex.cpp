@@ -30,6 +30,10 @@
 // totally ordered, so each reader either entered before the writer (and is
 // counted in r) or after (and sees the negative count).
 //
+// Fast paths: lock_shared / unlock_shared are one fetch_add each, inlined
+// from rw_mutex.hpp except under TSan, where the *_outline versions here run
+// instead so that the edges below are made.
+//
 // TSan (this file is not instrumented, race.hpp): Go's edges. A reader's
 // lock_shared acquires reader_sem_ (released by every writer unlock); its
 // unlock_shared releases writer_sem_ (acquired by the next writer); the
@@ -44,13 +48,15 @@
 
 namespace goro {
 
-void rw_mutex::lock_shared() {
+void rw_mutex::lock_shared_wait() {
+  // A writer is pending: wait for its unlock (which releases reader_sem_
+  // once for us: it counts us in its reader_count_ addition).
+  detail::sem_acquire(&reader_sem_, false, detail::wait_reason::rw_mutex_read);
+}
+
+void rw_mutex::lock_shared_outline() {
   // seq_cst: ordered against the writer's subtraction in lock().
-  if (reader_count_.fetch_add(1, std::memory_order_seq_cst) + 1 < 0) {
-    // A writer is pending: wait for its unlock (which releases reader_sem_
-    // once for us: it counts us in its reader_count_ addition).
-    detail::sem_acquire(&reader_sem_, false, detail::wait_reason::rw_mutex_read);
-  }
+  if (reader_count_.fetch_add(1, std::memory_order_seq_cst) + 1 < 0) lock_shared_wait();
   detail::race_acquire(&reader_sem_);
 }
 
@@ -67,13 +73,16 @@ bool rw_mutex::try_lock_shared() noexcept {
   }
 }
 
-void rw_mutex::unlock_shared() noexcept {
+void rw_mutex::unlock_shared_outline() noexcept {
   detail::race_release(&writer_sem_);
   // seq_cst (release part): the reader's critical section happens before a
   // writer that observes the decrement (lock()'s subtraction or the
   // reader_wait_ chain below).
   const std::int32_t r = reader_count_.fetch_sub(1, std::memory_order_seq_cst) - 1;
-  if (r >= 0) return;
+  if (r < 0) unlock_shared_slow(r);
+}
+
+void rw_mutex::unlock_shared_slow(std::int32_t r) noexcept {
   if (r + 1 == 0 || r + 1 == -max_readers) detail::fatal_error("sync: RUnlock of unlocked RWMutex");
   // A writer is pending; the last departing reader wakes it. acq_rel: chains
   // the departing readers' releases to the one that releases writer_sem_.

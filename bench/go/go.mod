@@ -1,0 +1,3 @@
+module goro/syncbench
+
+go 1.19
