@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -325,6 +326,51 @@ int select2(long n) {
 }
 
 // ---------------------------------------------------------------------------
+// Beyond the shared anchors: twins in bench/go/ (same names and output).
+
+// A tree of n cancellable contexts (fan-out 10 under the root, breadth
+// first), cancelled from the root; every node must then be done.
+int ctx_tree(long n) {
+  const auto start = clock_type::now();
+  auto [root, cancel] = goro::with_cancel(goro::background());
+  std::vector<goro::context> nodes;
+  std::vector<goro::cancel_func> cancels;  // kept: dropping one cancels its node
+  nodes.reserve(static_cast<std::size_t>(n));
+  cancels.reserve(static_cast<std::size_t>(n));
+  nodes.push_back(root);
+  for (long i = 1; i < n; ++i) {
+    auto [c, cf] = goro::with_cancel(nodes[static_cast<std::size_t>((i - 1) / 10)]);
+    nodes.push_back(std::move(c));
+    cancels.push_back(std::move(cf));
+  }
+  cancel();
+  for (const goro::context& c : nodes) {
+    (void)c.done().recv();
+    if (c.err() != goro::errc::canceled) return fail("ctx_tree", "a node was not cancelled");
+  }
+  report_ms("ctx_tree", start);
+  return 0;
+}
+
+// n iterations of a select between a ready channel and a fresh after(1h):
+// the per-iteration timeout loop of Go programs.
+int fresh_timeout(long n) {
+  goro::chan<long> ready = goro::make_chan<long>(1);
+  long got = 0;
+  bool fired = false;
+  const auto start = clock_type::now();
+  for (long i = 0; i < n; ++i) {
+    ready.send(long{i});
+    goro::select(goro::on_recv(ready, [&] { ++got; }),
+                 goro::on_recv(goro::after(1h), [&] { fired = true; }));
+  }
+  report_ns("fresh_timeout", start, n);
+  if (fired) return fail("fresh_timeout", "the timeout fired");
+  if (got != n) return fail("fresh_timeout", "lost a value");
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
 // The table: name -> workload (null: needs goro channels, not there yet).
 
 struct workload {
@@ -336,6 +382,7 @@ constexpr workload kWorkloads[] = {
     {"skynet", &skynet}, {"pingpong", &pingpong}, {"spsc_buffered", &spsc_buffered},
     {"mpmc", &mpmc},     {"select2", &select2},   {"spawn", &spawn},
     {"mutex", &mutex},   {"timers", &timers},     {"idle_mem", &idle_mem},
+    {"ctx_tree", &ctx_tree}, {"fresh_timeout", &fresh_timeout},
 };
 
 int usage(const char* argv0) {

@@ -4,9 +4,10 @@
 #
 #   bash scripts/compare-go.sh [rounds] [workloads...]
 #
-# rounds defaults to 5; workloads default to all nine anchors plus the sync
-# toolbox's workloads (rw_read_heavy, pool_getput, once_fast: goro-syncbench
-# against its Go twin in bench/go).
+# rounds defaults to 5; workloads default to all nine anchors. Further
+# workloads (ctx_tree, fresh_timeout, ...) run against bench/go's twins; the
+# sync toolbox's (rw_read_heavy, pool_getput, once_fast) run goro-syncbench
+# against bench/go.
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -28,15 +29,19 @@ build_dir="$repo_root/build/release"
 tsv="$repo_root/build/compare-go.tsv"
 run_timeout="${RUN_TIMEOUT:-600}"
 
-# Targets: goro/Go ratio to stay at or under.
+# Targets: goro/Go ratio to stay at or under. The nine shared anchors run
+# against shared/anchors/go; the others against goro's own Go twins in
+# bench/go (extra_go below).
 declare -A target=(
   [skynet]=0.33 [spawn]=0.5 [mutex]=0.8 [timers]=0.5 [idle_mem]=1.5
   [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
+  [ctx_tree]=1.0 [fresh_timeout]=1.0
   [rw_read_heavy]=1.0 [pool_getput]=1.0 [once_fast]=1.0
 )
-# Workloads of goro-syncbench / bench/go (the others are goro-anchors' and
-# shared/anchors/go's).
-declare -A sync_workload=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
+declare -A extra_go=([ctx_tree]=1 [fresh_timeout]=1
+  [rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
+# Workloads whose goro side is goro-syncbench (the others: goro-anchors).
+declare -A sync_goro=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
 
 die() { echo "compare-go: $*" >&2; exit 2; }
 note() { echo "compare-go: $*" >&2; }
@@ -76,9 +81,10 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$go_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/goanchor" .) \
   || die "building the Go anchors failed"
 go_bin="$tmp/goanchor"
-(cd "$repo_root/bench/go" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/gosyncbench" .) \
-  || die "building the Go sync benchmarks (bench/go) failed"
-go_sync_bin="$tmp/gosyncbench"
+extra_src="$repo_root/bench/go"
+(cd "$extra_src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o "$tmp/gobench" .) \
+  || die "building bench/go failed"
+extra_bin="$tmp/gobench"
 
 # --- goro --------------------------------------------------------------------
 goro_bin="${GORO_ANCHORS:-$build_dir/bench/goro-anchors}"
@@ -94,15 +100,13 @@ if [[ -z "${GORO_ANCHORS:-}" ]]; then
 fi
 [[ -x "$goro_bin" ]] || die "no goro-anchors at $goro_bin"
 goro_sync_bin="$(dirname "$goro_bin")/goro-syncbench"
-if [[ ! -x "$goro_sync_bin" || "${GORO_REBUILD:-0}" == 1 ]] && [[ -z "${GORO_ANCHORS:-}" ]]; then
+if [[ -z "${GORO_ANCHORS:-}" ]] && [[ ! -x "$goro_sync_bin" || "${GORO_REBUILD:-0}" == 1 ]]; then
   cmake --build "$build_dir" -j2 --target goro-syncbench >&2 || die "building goro-syncbench failed"
 fi
-[[ -x "$goro_sync_bin" ]] || die "no goro-syncbench at $goro_sync_bin"
 
 # Default workloads: all of them (goro-anchors implements every anchor).
 if [[ ${#workloads[@]} -eq 0 ]]; then
-  workloads=(skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem
-             rw_read_heavy pool_getput once_fast)
+  workloads=(skynet pingpong spsc_buffered mpmc select2 spawn mutex timers idle_mem)
 fi
 
 # --- runs --------------------------------------------------------------------
@@ -138,10 +142,10 @@ note "$rounds round(s) of: ${workloads[*]}${N:+ (n=$N)}; $nproc_ cores"
 for ((r = 1; r <= rounds; r++)); do
   for w in "${workloads[@]}"; do
     [[ -z "${skipped[$w]+x}" && -z "${failed[$w]+x}" ]] || continue
-    gb="$goro_bin" ob="$go_bin"
-    if [[ -n "${sync_workload[$w]+x}" ]]; then gb="$goro_sync_bin" ob="$go_sync_bin"; fi
     set +e
-    g="$(run_one "$gb" "$w")"
+    grb="$goro_bin"
+    [[ -z "${sync_goro[$w]+x}" ]] || grb="$goro_sync_bin"
+    g="$(run_one "$grb" "$w")"
     rc=$?
     set -e
     if [[ $rc -eq 3 ]]; then
@@ -153,8 +157,10 @@ for ((r = 1; r <= rounds; r++)); do
       failed[$w]="goro exit $rc"
       continue
     fi
+    gob="$go_bin"
+    [[ -z "${extra_go[$w]+x}" ]] || gob="$extra_bin"
     set +e
-    o="$(run_one "$ob" "$w")"
+    o="$(run_one "$gob" "$w")"
     rc=$?
     set -e
     if [[ $rc -ne 0 ]]; then

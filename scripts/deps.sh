@@ -16,6 +16,7 @@ packages=(
   libgtest-dev
   libbenchmark-dev
   pkg-config
+  libdw-dev           # elfutils: symbolizes goroutine dumps
   "$@"
 )
 

@@ -4,6 +4,10 @@
 #   release  GCC,   Release,        no sanitizer
 #   asan     Clang, Debug,          AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan     Clang, RelWithDebInfo, ThreadSanitizer
+# and runs the Release build's tests twice more, under GORO_DEBUG=migrate
+# (every reschedule moves the goroutine to another thread) and
+# GORO_DEBUG=shuffle (random run-queue order): the cheapest build, no
+# rebuild, a few seconds each.
 # Clang is Debian 12's clang 14 (override with GORO_CLANG_CC / GORO_CLANG_CXX),
 # so that both compilers the project supports build it on every run.
 # It goes on through all three when one fails, then prints per-build results
@@ -56,6 +60,17 @@ run_build() {
     total_failed=$((total_failed + 1)); status=1
     return
   fi
+  run_ctest "$name" "$dir" "$log" "$start" ${wrap[@]+"${wrap[@]}"} -- "$@"
+}
+
+# run_ctest NAME DIR LOG START [WRAPPER...] -- [VAR=VALUE...]: runs ctest in
+# DIR with that environment and adds its summary to the totals.
+run_ctest() {
+  local name=$1 dir=$2 log=$3 start=$4
+  shift 4
+  local wrap=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do wrap+=("$1"); shift; done
+  shift
   local rc=0
   env "$@" ${wrap[@]+"${wrap[@]}"} ctest --test-dir "$dir" --output-on-failure \
     -j"$jobs" --timeout 600 --no-tests=error 2>&1 | tee "$log" || rc=$?
@@ -78,6 +93,17 @@ run_build() {
 }
 
 run_build release gcc g++ Release ""
+# The debug modes, on the Release build just made (skipped if it failed).
+for mode in migrate shuffle; do
+  if [ -x build/release/tests/goro_tests ]; then
+    echo
+    echo "======== release, GORO_DEBUG=$mode"
+    run_ctest "release+$mode" build/release "build/release/ctest-$mode.log" "$SECONDS" -- \
+      GORO_DEBUG="$mode"
+  else
+    results+=("release+$mode: no test binary"); total_failed=$((total_failed + 1)); status=1
+  fi
+done
 run_build asan "$clang_cc" "$clang_cxx" Debug address \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

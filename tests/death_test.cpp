@@ -6,10 +6,18 @@
 // code for panics and fatal errors, naming what went wrong on stderr.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "goro/goro.hpp"
@@ -89,8 +97,42 @@ void escaping_exception_program() {
 
 TEST(panic_DeathTest, exception_escaping_a_goroutine_ends_the_process) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Go's report: the message, the exception's type, the goroutine and its
+  // spawn site, then the dump of every goroutine (main is asleep).
   EXPECT_EXIT(escaping_exception_program(), ::testing::ExitedWithCode(2),
-              contains_all({"panic: ", "the widget broke"}));
+              contains_all({"panic: the widget broke\n", "exception of type std::runtime_error",
+                            "escaped goroutine ", ", created at ", "death_test.cpp",
+                            "[running]:", "goroutine 1 \"main\" [sleep, "}));
+}
+
+// set_panic_handler: the report goes where the handler puts it (a file here),
+// and the process still exits with status 2.
+std::string handler_file() { return "/tmp/goro_panic_report_" + std::to_string(::getppid()); }
+
+void report_to_file(std::string_view report) {
+  std::ofstream(handler_file()) << "handled:\n" << report;
+}
+
+void panic_with_handler_program() {
+  goro::set_panic_handler(&report_to_file);
+  goro::run([] {
+    goro::go([] { throw std::logic_error("to the file"); });
+    goro::sleep_for(child_patience);
+  });
+  std::exit(0);
+}
+
+TEST(panic_DeathTest, panic_handler_receives_the_report) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string file = "/tmp/goro_panic_report_" + std::to_string(::getpid());
+  std::remove(file.c_str());
+  EXPECT_EXIT(panic_with_handler_program(), ::testing::ExitedWithCode(2), "");
+  std::stringstream got;
+  got << std::ifstream(file).rdbuf();
+  std::remove(file.c_str());
+  for (const char* part :
+       {"handled:\npanic: to the file\n", "std::logic_error", "goroutine 1 \"main\" [sleep"})
+    EXPECT_NE(got.str().find(part), std::string::npos) << "lacks " << part << " in:\n" << got.str();
 }
 
 void escaping_from_main_program() {
@@ -118,7 +160,8 @@ void escaping_panic_error_program() {
 TEST(panic_DeathTest, unrecovered_goro_panic_prints_gos_message) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(escaping_panic_error_program(), ::testing::ExitedWithCode(2),
-              contains_all({"panic: ", "sync: negative WaitGroup counter"}));
+              contains_all({"panic: sync: negative WaitGroup counter\n", "goro::panic_error",
+                            "[running]:", "goroutine 1 \"main\" [sleep"}));
 }
 
 void escaping_non_std_exception_program() {
@@ -169,10 +212,145 @@ void unlock_unlocked_on_thread_program() {
   std::exit(0);
 }
 
+// -------------------------------------------------------------- deadlock ---
+//
+// checkdead runs only while the process has no threads but goro's own
+// (plus ThreadSanitizer's background thread in TSan builds).
+
+[[gnu::noinline]] void wait_forever_on(goro::chan<int> c) {
+  (void)c.recv();
+  std::exit(0);  // unreachable
+}
+
+void deadlock_on_channel_program() {
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto c = goro::make_chan<int>();
+    goro::go(goro::spawn_options{.name = "stuck"}, [c] { wait_forever_on(c); });
+    wait_forever_on(c);
+  });
+  std::exit(0);
+}
+
+void deadlock_on_wait_group_program() {
+  goro::run([] {
+    goro::wait_group wg;
+    wg.add(1);
+    wg.wait();
+  });
+  std::exit(0);
+}
+
+void deadlock_on_mutex_program() {
+  goro::run(goro::run_options{.maxprocs = 3}, [] {
+    goro::mutex m;
+    m.lock();
+    m.lock();
+  });
+  std::exit(0);
+}
+
+void deadlock_after_sleep_program() {
+  // Asleep, then deadlocked once the sleeper's timer has fired.
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto c = goro::make_chan<int>();
+    goro::go([] { goro::sleep_for(20ms); });
+    (void)c.recv();
+  });
+  std::exit(0);
+}
+
+TEST(deadlock_DeathTest, every_goroutine_asleep_is_fatal) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const char* fatal = "fatal error: all goroutines are asleep - deadlock!\n\n";
+  EXPECT_EXIT(deadlock_on_channel_program(), ::testing::ExitedWithCode(2),
+              contains_all({fatal, "goroutine 1 \"main\" [chan receive, ",
+                            "\"stuck\" [chan receive, ", "wait_forever_on", "death_test.cpp"}));
+  EXPECT_EXIT(deadlock_on_wait_group_program(), ::testing::ExitedWithCode(2),
+              contains_all({fatal, "[wait group, "}));
+  EXPECT_EXIT(deadlock_on_mutex_program(), ::testing::ExitedWithCode(2),
+              contains_all({fatal, "goroutine 1 \"main\" [mutex, "}));
+  EXPECT_EXIT(deadlock_after_sleep_program(), ::testing::ExitedWithCode(2),
+              contains_all({fatal, "[chan receive, "}));
+}
+
+// Every goroutine blocked while something can still wake one: no report.
+void asleep_with_a_timer_program() {
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto c = goro::make_chan<int>();
+    goro::go([c] {
+      goro::sleep_for(100ms);  // everything else is blocked meanwhile
+      c.send(1);
+    });
+    (void)c.recv();
+    // A timed receive that times out is a timer too.
+    auto never = goro::make_chan<int>();
+    (void)never.recv_for(50ms);
+  });
+  std::exit(0);
+}
+
+void asleep_with_a_plain_thread_program() {
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto c = goro::make_chan<int>();
+    std::thread t([c] {
+      std::this_thread::sleep_for(100ms);  // not synchronization: any delay passes
+      c.send(7);
+    });
+    (void)c.recv();
+    t.join();
+  });
+  std::exit(0);
+}
+
+void asleep_with_a_blocking_call_program() {
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    auto c = goro::make_chan<int>();
+    goro::go([c] {
+      goro::blocking([] { std::this_thread::sleep_for(100ms); });
+      c.send(7);
+    });
+    (void)c.recv();
+  });
+  std::exit(0);
+}
+
+TEST(deadlock_DeathTest, no_report_while_a_timer_thread_or_blocking_call_can_wake) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(asleep_with_a_timer_program(), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(asleep_with_a_plain_thread_program(), ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(asleep_with_a_blocking_call_program(), ::testing::ExitedWithCode(0), "");
+}
+
+// --------------------------------------------------------------- SIGQUIT ---
+
+void sigquit_program() {
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto c = goro::make_chan<int>();
+    for (int i = 0; i < 3; ++i) goro::go([c] { wait_forever_on(c); });
+    // Signal once all three are parked (a dump shows them so).
+    goro_test::eventually([] {
+      std::ostringstream os;
+      goro::dump(os);
+      return os.str().find("3 goroutines [chan receive") != std::string::npos;
+    });
+    ::raise(SIGQUIT);
+    goro::sleep_for(child_patience);
+  });
+  std::exit(0);
+}
+
+TEST(sigquit_DeathTest, sigquit_dumps_every_goroutine_and_exits) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(sigquit_program(), ::testing::ExitedWithCode(2),
+              contains_all({"SIGQUIT: quit\n", "3 goroutines [chan receive",
+                            "goroutine 1 \"main\" [", "wait_forever_on"}));
+}
+
 TEST(mutex_DeathTest, unlock_of_unlocked_mutex_is_fatal) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(unlock_unlocked_in_goroutine_program(), ::testing::ExitedWithCode(2),
-              contains_all({"fatal error: sync: unlock of unlocked mutex"}));
+              contains_all({"fatal error: sync: unlock of unlocked mutex",
+                            "goroutine 1 \"main\" [running]:"}));
   EXPECT_EXIT(unlock_twice_in_goroutine_program(), ::testing::ExitedWithCode(2),
               contains_all({"fatal error: sync: unlock of unlocked mutex"}));
   EXPECT_EXIT(unlock_unlocked_on_thread_program(), ::testing::ExitedWithCode(2),

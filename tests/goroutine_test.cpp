@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -199,6 +200,7 @@ TEST(run, abandoned_waiters_do_not_disturb_the_next_runtime) {
         });
       }
       wg->wait();
+      EXPECT_EQ(goro_test::leaked_goroutines(), "");
     });
     EXPECT_EQ(counter, 20 * 100) << "round " << round;
     std::destroy_at(mu);
@@ -543,6 +545,7 @@ TEST(goroutine_identity, spawn_site_is_the_go_expression) {
     for (const auto& site : {plain, with_options, with_args}) {
       EXPECT_TRUE(ends_with(site.file_name(), "goroutine_test.cpp")) << site.file_name();
     }
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
   EXPECT_EQ(goro::spawn_site().line(), 0u);  // not a goroutine
 }
@@ -573,6 +576,7 @@ TEST(goroutine_identity, names_are_copied_and_may_be_long) {
     });
     wg.wait();
     EXPECT_EQ(ran, 3);
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 
@@ -670,6 +674,7 @@ TEST(yield, alternates_two_goroutines_on_one_p) {
     std::size_t repeats = 0;
     for (std::size_t i = 1; i < order.size(); ++i) repeats += order[i] == order[i - 1];
     EXPECT_EQ(repeats, 0u) << "yield did not let the other goroutine run";
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 
@@ -689,6 +694,7 @@ TEST(yield, spinning_on_a_flag_with_yield_makes_progress_on_one_p) {
     });
     wg.wait();
     EXPECT_TRUE(flag);
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 
@@ -719,6 +725,7 @@ TEST(context_switch, floating_point_control_words_are_per_goroutine) {
     EXPECT_EQ(seen_by_second.load(), FE_TONEAREST) << "a goroutine inherited another's rounding mode";
     EXPECT_EQ(first_after_switch.load(), FE_UPWARD) << "a goroutine lost its rounding mode";
     EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 
@@ -727,6 +734,8 @@ TEST(context_switch, floating_point_control_words_are_per_goroutine) {
 // the scheduler (nothing else to run) and by handing its thread straight to
 // the goroutine in runnext (the one it just spawned).
 TEST(park, a_commit_that_declines_resumes_the_goroutine) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "checks the direct handoff to runnext, which GORO_DEBUG modes turn off";
   goro::run(goro::run_options{.maxprocs = 1}, [] {
     std::atomic<int> commits{0};
     auto decline = [](void* arg) {
@@ -794,6 +803,7 @@ TEST(num_goroutines, counts_started_and_waiting_goroutines) {
     gate.done();
     finished.wait();
     EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; })) << goro::num_goroutines();
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
   EXPECT_EQ(goro::num_goroutines(), 0);
 }
@@ -842,6 +852,7 @@ TEST(scale, one_million_live_goroutines) {
     gate.done();
     finished.wait();
     EXPECT_TRUE(eventually([] { return goro::num_goroutines() == 1; })) << goro::num_goroutines();
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 

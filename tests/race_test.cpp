@@ -374,4 +374,117 @@ TEST(race, yield_is_no_synchronization) {
   EXPECT_RACE(1, yield_race);
 }
 
+// ------------------------------------------------------------ after_func ---
+
+// time.AfterFunc / context.AfterFunc: the call happens before f starts (the
+// goroutine is spawned by the timer or the canceller, not by the caller).
+void timer_after_func_norace() {
+  int x = 0;
+  hold h;
+  x = 1;
+  goro::timer t = goro::after_func(std::chrono::microseconds(100), [&] {
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  h.wait();
+}
+void timer_after_func_race() {
+  int x = 0;
+  hold h;
+  goro::timer t = goro::after_func(std::chrono::microseconds(100), [&] {
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  x = 1;  // after the call: unordered with f
+  h.wait();
+}
+TEST(race, timer_after_func_call_happens_before_f) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_NO_RACE(2, timer_after_func_norace);
+}
+TEST(race, write_after_timer_after_func_races_with_f) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_RACE(2, timer_after_func_race);
+}
+
+// context.AfterFunc registered by one goroutine, cancelled by another.
+void context_after_func_norace() {
+  int x = 0;
+  hold h;
+  auto [ctx, cancel] = goro::with_cancel(goro::background());
+  hold registered;
+  goro::go([&, c = cancel] {
+    registered.wait();
+    c();
+  });
+  x = 1;
+  goro::after_func_stop stop = goro::after_func(ctx, [&] {
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  registered.release();
+  h.wait();
+}
+void context_after_func_race() {
+  int x = 0;
+  hold h;
+  auto [ctx, cancel] = goro::with_cancel(goro::background());
+  hold registered;
+  goro::go([&, c = cancel] {
+    registered.wait();
+    c();
+  });
+  goro::after_func_stop stop = goro::after_func(ctx, [&] {
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  x = 1;  // after the registration: unordered with f
+  registered.release();
+  h.wait();
+}
+TEST(race, context_after_func_registration_happens_before_f) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_NO_RACE(1, context_after_func_norace);
+}
+TEST(race, write_after_context_after_func_races_with_f) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_RACE(1, context_after_func_race);
+}
+
+// Cancel happens before a receive from done() that it unblocks.
+void cancel_norace() {
+  int x = 0;
+  hold h;
+  auto [ctx, cancel] = goro::with_cancel(goro::background());
+  goro::go([&, ctx = ctx] {
+    (void)ctx.done().recv();
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  x = 1;
+  cancel();
+  h.wait();
+}
+void cancel_race() {
+  int x = 0;
+  hold h;
+  auto [ctx, cancel] = goro::with_cancel(goro::background());
+  goro::go([&, ctx = ctx] {
+    (void)ctx.done().recv();
+    (void)*static_cast<volatile int*>(&x);
+    h.release();
+  });
+  cancel();
+  x = 1;  // after the cancel: unordered with the woken reader
+  h.wait();
+}
+TEST(race, cancel_happens_before_done_receive) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_NO_RACE(1, cancel_norace);
+}
+TEST(race, write_after_cancel_races_with_done_receiver) {
+  GORO_SKIP_UNLESS_TSAN();
+  EXPECT_RACE(1, cancel_race);
+}
+
 }  // namespace

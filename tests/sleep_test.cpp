@@ -161,6 +161,7 @@ TEST(sleep, goroutines_wake_in_deadline_order_on_one_p) {
         });
       }
       wg.wait();
+      EXPECT_EQ(goro_test::leaked_goroutines(), "");
     });
     in_order = std::is_sorted(order.begin(), order.end());
     if (!in_order && !stalled) break;  // out of order with no excuse
@@ -225,6 +226,7 @@ TEST(sleep, works_on_plain_threads) {
     });
     wg.wait();
     t.join();
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }
 

@@ -8,8 +8,13 @@
 //    WithBoundScheduler idea). Derive a fixture per file and instantiate it
 //    with GORO_INSTANTIATE_PROCS(fixture).
 //  - run_in(procs, f): runs f as the main goroutine of a runtime with that
-//    many Ps and then checks that nothing leaked: once f has waited for its
-//    goroutines, num_goroutines() must come back to 1 (the main goroutine).
+//    many Ps and then checks that nothing leaked (goleak's idea): once f has
+//    waited for its goroutines, num_goroutines() must come back to 1 (the
+//    main goroutine), else the test fails listing the leaked goroutines
+//    from goro::dump (state, wait reason, stack, spawn site).
+//  - leaked_goroutines(timeout): that check, for tests that call goro::run
+//    themselves: "" if only the calling goroutine is left within timeout,
+//    else the dump.
 //  - eventually(pred, timeout): a bounded wait for a condition that a correct
 //    runtime makes true without further help from the test (a goroutine that
 //    has signalled its last wait_group still has to return). Not a substitute
@@ -22,6 +27,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,6 +87,17 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
   }
 }
 
+/// On a goroutine: waits up to timeout for every other goroutine to finish
+/// (a goroutine that signalled its last wait_group may still be returning).
+/// Returns "" if they did, else the goroutine dump showing who is left.
+inline std::string leaked_goroutines(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  if (eventually([] { return goro::num_goroutines() == 1; }, timeout)) return {};
+  std::ostringstream os;
+  os << goro::num_goroutines() - 1 << " goroutine(s) besides the caller still exist:\n";
+  goro::dump(os);
+  return os.str();
+}
+
 /// Runs f() as the main goroutine of a runtime with `procs` Ps, then checks
 /// that every goroutine f started has finished. f must wait (wait_group) for
 /// the goroutines it starts before returning.
@@ -90,9 +107,8 @@ void run_in(int procs, F&& f) {
     EXPECT_EQ(goro::maxprocs(), procs);
     f();
     if (::testing::Test::HasFatalFailure()) return;  // f bailed out early
-    const bool drained = eventually([] { return goro::num_goroutines() == 1; });
-    EXPECT_TRUE(drained) << "goroutine leak: num_goroutines() = " << goro::num_goroutines()
-                         << " after the test's goroutines were done (want 1, the main goroutine)";
+    const std::string leaks = leaked_goroutines();
+    EXPECT_EQ(leaks, "") << "goroutine leak after the test's goroutines were done";
   });
 }
 

@@ -1,3 +1,3 @@
-module goro/syncbench
+module goro.bench/extra
 
 go 1.19

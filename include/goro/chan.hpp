@@ -51,12 +51,15 @@
 #include <iterator>
 #include <new>
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
 #include "goro/panic.hpp"
 
 namespace goro {
+
+class context;  // goro/context.hpp
 
 /// Outcome of a channel operation that may not complete.
 enum class chan_status : std::uint8_t {
@@ -97,6 +100,12 @@ void chan_close(chan_core* c);
 std::size_t chan_len(const chan_core* c) noexcept;
 std::size_t chan_cap(const chan_core* c) noexcept;
 std::int64_t steady_now_ns() noexcept;
+// As Go's select over the operation and ctx.Done() (src/context/waits.cpp).
+// send: {} once sent, else ctx's error. recv: ok or closed with {}; ctx's
+// error (status not_ready) if ctx was done first.
+std::error_code chan_send_ctx(chan_core* c, void* src, const context& ctx);
+chan_status chan_recv_ctx(chan_core* c, void* dst, chan_take_fn take, const context& ctx,
+                          std::error_code& ec);
 
 template <class T>
 struct chan_ops_for {
@@ -242,6 +251,28 @@ class recv_ops {
   chan_status recv_until(T& out, std::chrono::time_point<Clock, Duration> t) const {
     return self().recv_into(out, true, detail::deadline_at(t));
   }
+  /// Receives, unless ctx is done first (Go's select over `<-c` and
+  /// `<-ctx.Done()`; if both are ready either may be chosen). Returns {}
+  /// when a value arrived (ok true, out set) or the channel is closed and
+  /// drained (ok false); otherwise ctx's error, out untouched.
+  [[nodiscard]] std::error_code recv(const context& ctx, T& out, bool& ok) const {
+    static_assert(std::is_nothrow_move_assignable_v<T>,
+                  "goro::chan<T>::recv(ctx, T&, bool&) needs a nothrow move-assignable T");
+    auto take = [](void* dst, void* src) noexcept {
+      *static_cast<T*>(dst) = std::move(*static_cast<T*>(src));
+    };
+    std::error_code ec;
+    ok = detail::chan_recv_ctx(self().core(), std::addressof(out), take, ctx, ec) == chan_status::ok;
+    return ec;
+  }
+  /// The value, or std::nullopt with ec empty (closed and drained) or set to
+  /// ctx's error (ctx done first).
+  std::optional<T> recv(const context& ctx, std::error_code& ec) const {
+    std::optional<T> out;
+    ec.clear();
+    (void)detail::chan_recv_ctx(self().core(), &out, &detail::chan_ops_for<T>::take_optional, ctx, ec);
+    return out;
+  }
 
   /// Input iterator over received values; equal to end() once the channel is
   /// closed and drained (Go's `for v := range c`).
@@ -318,6 +349,19 @@ class send_ops {
   chan_status send_until(T&& v, std::chrono::time_point<Clock, Duration> t) const {
     return self().send_impl(v, true, detail::deadline_at(t));
   }
+  /// Sends, unless ctx is done first (Go's select over `c <- v` and
+  /// `<-ctx.Done()`; if both are ready either may be chosen). Returns {} once
+  /// sent, else ctx's error with v untouched. Throws like send() on a closed
+  /// channel.
+  [[nodiscard]] std::error_code send(const context& ctx, T&& v) const {
+    return detail::chan_send_ctx(self().core(), std::addressof(v), ctx);
+  }
+  [[nodiscard]] std::error_code send(const context& ctx, const T& v) const
+    requires std::is_copy_constructible_v<T>
+  {
+    T copy(v);
+    return detail::chan_send_ctx(self().core(), std::addressof(copy), ctx);
+  }
 
   /// Closes the channel: no more sends; receivers drain what is buffered,
   /// then see "closed". Throws panic_error("close of closed channel") or
@@ -367,7 +411,12 @@ class recv_chan : public detail::chan_handle<T>, public recv_ops<T, recv_chan<T>
   recv_chan(const chan<T>& c) noexcept : detail::chan_handle<T>(c) {}  // NOLINT: implicit by design
   recv_chan(chan<T>&& c) noexcept : detail::chan_handle<T>(std::move(c)) {}  // NOLINT
 
+  /// Internal: adopts one reference to c (runtime-made channels: timers,
+  /// contexts).
+  static recv_chan adopt(detail::chan_core* c) noexcept { return recv_chan(c); }
+
  private:
+  explicit recv_chan(detail::chan_core* c) noexcept : detail::chan_handle<T>(c) {}
   friend class recv_ops<T, recv_chan>;
 };
 

@@ -23,13 +23,20 @@
 // call it.
 //
 // Memory ordering: the n-th unlock() happens before the (n+1)-th lock() (or
-// successful try_lock()) returns.
+// successful try_lock() or lock(ctx)) returns. A lock(ctx) that gives up
+// orders nothing.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <system_error>
 
 namespace goro {
+
+class context;  // goro/context.hpp
+namespace detail {
+struct mutex_inspector;  // tests: reads the state word
+}  // namespace detail
 
 class mutex {
  public:
@@ -48,6 +55,19 @@ class mutex {
     lock_slow();
   }
 
+  /// Locks, unless ctx is done first: {} once locked, else ctx's error with
+  /// the mutex as if this call had never waited (a lock that is free is
+  /// taken even if ctx is done). Go has no such call; it is the
+  /// `select { case <-lockCh: case <-ctx.Done(): }` idiom without a channel.
+  [[nodiscard]] std::error_code lock(const context& ctx) {
+    std::int32_t unlocked = 0;
+    if (state_.compare_exchange_strong(unlocked, locked_bit, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      return {};
+    }
+    return lock_slow(&ctx);
+  }
+
   /// Takes the lock if it is free right now. Never waits. Like Go's TryLock it
   /// fails while the mutex is in starvation mode (the lock belongs to the
   /// waiters then).
@@ -60,6 +80,7 @@ class mutex {
   }
 
  private:
+  friend struct detail::mutex_inspector;
   // state_ bits, as in Go's sync.Mutex:
   //   bit 0 locked, bit 1 woken (a waiter is awake and competing, so unlock
   //   need not wake another), bit 2 starving, bits 3.. number of waiters.
@@ -68,8 +89,10 @@ class mutex {
   static constexpr std::int32_t starving_bit = 4;
   static constexpr int waiter_shift = 3;
 
-  void lock_slow();
+  void lock_slow() { (void)lock_slow(nullptr); }
+  std::error_code lock_slow(const context* ctx);
   void unlock_slow(std::int32_t now) noexcept;
+  void leave_queue_cancelled() noexcept;
 
   std::atomic<std::int32_t> state_{0};
   std::atomic<std::uint32_t> sema_{0};

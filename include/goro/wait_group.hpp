@@ -18,8 +18,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <system_error>
 
 namespace goro {
+
+class context;  // goro/context.hpp
 
 class wait_group {
  public:
@@ -34,6 +37,9 @@ class wait_group {
   void done() { add(-1); }
   /// Blocks until the counter is zero.
   void wait();
+  /// Blocks until the counter is zero ({}) or ctx is done (ctx's error; the
+  /// wait group as if this call had never waited).
+  [[nodiscard]] std::error_code wait(const context& ctx);
 
  private:
   // High 32 bits: the counter. Low 32 bits: the number of waiters.

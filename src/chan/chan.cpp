@@ -60,16 +60,22 @@ void deadline_fire(timer* t) noexcept {
 // goes in first, while the channel locks still keep every waker out: a timer
 // that fires at once finds a parked goroutine and a claimable wait, and it
 // cannot complete before we release the locks.
+// *p lives in park_on's frame on the parked goroutine's stack, and a timer
+// that fires at once may wake the goroutine (it claims ws without any
+// channel lock), which then returns from park_on and reuses that frame while
+// it waits for the locks: read everything from *p before the timer starts.
 bool park_commit(void* a) GORO_NO_TSA {
   auto* p = static_cast<park_args*>(a);
+  void (*const release)(void*) = p->release;
+  void* const arg = p->arg;
   if (p->deadline != no_deadline) {
     timer& t = p->ws->deadline_timer;
     t.when = p->deadline;
     t.fire = &deadline_fire;
     t.arg = p->ws;
-    timer_start(&t);
+    timer_start(&t);  // from here on *p may be gone
   }
-  p->release(p->arg);  // from here on *p may be gone: the goroutine may run
+  release(arg);  // the lock set (select) lives in the caller's frame, still waiting for it
   return true;
 }
 
@@ -216,6 +222,7 @@ void chan_release(chan_core* c) noexcept GORO_NO_TSA {
   race_release(c);
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   race_acquire(c);
+  if (c->on_last_release != nullptr) c->on_last_release(c->on_last_release_arg);
   // No handle is left, so no operation is in progress and no waiter queued.
   std::size_t n = c->count.load(std::memory_order_relaxed);
   std::size_t i = c->recvx;
@@ -226,6 +233,18 @@ void chan_release(chan_core* c) noexcept GORO_NO_TSA {
   const std::align_val_t al = chan_alignment(c->ops);
   c->~chan_core();
   ::operator delete(static_cast<void*>(c), al);
+}
+
+std::size_t chan_drain(chan_core* c) noexcept GORO_NO_TSA {
+  spin_guard lk(c->lock);
+  std::size_t n = c->count.load(std::memory_order_relaxed);
+  const std::size_t drained = n;
+  for (; n > 0; --n) {
+    destroy_value(c, c->slot(c->recvx));
+    if (++c->recvx == c->cap) c->recvx = 0;
+  }
+  c->count.store(0, std::memory_order_relaxed);
+  return drained;
 }
 
 std::size_t chan_len(const chan_core* c) noexcept {

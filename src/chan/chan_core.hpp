@@ -132,6 +132,11 @@ struct chan_core {
   waitq sendq GORO_GUARDED_BY(lock);
   unsigned char* buf = nullptr;  // cap slots of ops->size bytes, after this struct
   std::size_t stride = 0;
+  // Runs when the last handle goes, before the buffer is destroyed: a timer
+  // channel stops its timer there (src/time/). Set once, before the channel
+  // is shared.
+  void (*on_last_release)(void* arg) noexcept = nullptr;
+  void* on_last_release_arg = nullptr;
 
   void* slot(std::size_t i) const noexcept { return buf + i * stride; }
 };
@@ -202,6 +207,10 @@ void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) GORO_REQU
 void chan_send_to_buffer(chan_core* c, void* src) GORO_REQUIRES(c->lock);
 
 [[noreturn]] void throw_send_on_closed();
+
+/// Destroys every buffered value; returns how many there were. A timer's
+/// stop and reset use it so that no value from before can be received.
+std::size_t chan_drain(chan_core* c) noexcept;
 
 /// Blocks the caller, whose waiters are queued on ws, until a waker claims
 /// ws and wakes it, or until the deadline (no_deadline: none) claims it.

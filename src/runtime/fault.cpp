@@ -3,8 +3,10 @@
 #include "runtime/fault.hpp"
 
 #include <cxxabi.h>
+#include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,9 +17,14 @@
 #include <memory>
 #include <string>
 
+#include "debug/dump.hpp"
+#include "goro/panic.hpp"
 #include "runtime/sched.hpp"
 
 namespace goro::detail {
+
+goro::panic_handler current_panic_handler() noexcept;
+
 namespace {
 
 // A fixed buffer formatter usable inside a signal handler.
@@ -133,7 +140,50 @@ void remove_alt_stack(void* alt) noexcept {
       .str("-byte limit\nfatal error: stack overflow\n\n");
   describe_goroutine(o, g, "running");
   o.flush();
-  _exit(2);
+  exit_now(2);
+}
+
+[[noreturn]] void exit_now(int code) noexcept {
+  for (;;) ::syscall(SYS_exit_group, code);
+}
+
+void write_all(int fd, const std::string& s) noexcept {
+  std::size_t off = 0;
+  while (off < s.size()) {
+    const ssize_t w = ::write(fd, s.data() + off, s.size() - off);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR) continue;
+      return;
+    }
+    off += static_cast<std::size_t>(w);
+  }
+}
+
+[[noreturn]] void fatal_report(const std::string& header, G* /*focus*/) noexcept {
+  // Only the first fatal report is printed: others wait for the exit.
+  static std::atomic<bool> reporting{false};
+  if (reporting.exchange(true, std::memory_order_acq_rel)) {
+    for (;;) pause();
+  }
+  std::string text;
+  try {
+    text = header;
+    append_dump(text);
+  } catch (...) {
+    // Out of memory formatting the dump: the header alone, as it is.
+    write_all(2, header);
+    write_all(2, "runtime: out of memory formatting the goroutine dump\n");
+    exit_now(2);
+  }
+  if (goro::panic_handler h = current_panic_handler()) {
+    try {
+      h(text);
+    } catch (...) {
+    }
+  } else {
+    write_all(2, text);
+  }
+  exit_now(2);
 }
 
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept {
@@ -153,22 +203,41 @@ void remove_alt_stack(void* alt) noexcept {
         abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
     if (status == 0 && d) type = d.get();
   }
-  std::fprintf(stderr, "panic: %s\n\t(exception of type %s escaped the goroutine)\n\n",
-               what.c_str(), type.c_str());
-  std::fflush(stderr);
-  out o;
-  describe_goroutine(o, g, "running");
-  o.flush();
-  _exit(2);
+  std::string header = "panic: " + what + "\n\t(exception of type " + type + " escaped goroutine " +
+                       std::to_string(g->id);
+  if (g->name[0] != '\0') header += std::string(" \"") + g->name + "\"";
+  header += ", created at ";
+  header += g->site.file_name() != nullptr ? g->site.file_name() : "?";
+  header += ":" + std::to_string(g->site.line()) + ")\n\n";
+  fatal_report(header, g);
 }
 
 [[noreturn]] void fatal_error(const char* msg) noexcept {
-  out o;
-  o.str("fatal error: ").str(msg).str("\n\n");
-  G* g = current_g();
-  if (g != nullptr) describe_goroutine(o, g, "running");
-  o.flush();
-  _exit(2);
+  std::string header = "fatal error: ";
+  header += msg;
+  header += "\n\n";
+  fatal_report(header, current_g());
+}
+
+}  // namespace goro::detail
+
+namespace goro {
+
+namespace {
+std::atomic<panic_handler> the_panic_handler{nullptr};
+}
+
+panic_handler set_panic_handler(panic_handler h) noexcept {
+  // acq_rel pairs with the acquire load in current_panic_handler.
+  return the_panic_handler.exchange(h, std::memory_order_acq_rel);
+}
+
+}  // namespace goro
+
+namespace goro::detail {
+
+goro::panic_handler current_panic_handler() noexcept {
+  return goro::the_panic_handler.load(std::memory_order_acquire);
 }
 
 }  // namespace goro::detail

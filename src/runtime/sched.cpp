@@ -28,6 +28,13 @@
 // earliest deadline over all Ps; the others sleep without one. Adding a timer
 // earlier than timer_m_until wakes timer_m (or, if there is none, calls
 // wakep() so that some M will re-evaluate).
+//
+// Around the scheduler: sysmon.cpp (the monitor thread: stuck Ps, the coarse
+// clock, SIGQUIT), checkdead.cpp (deadlock detection, called from stopm),
+// blocking.cpp (goro::blocking: the `requeue` action below). GORO_DEBUG modes
+// (debug_flags) turn off the direct handoff and route wake-ups through
+// debug_ready; migrate also moves a goroutine off the M it last ran on in
+// execute().
 #include "runtime/sched.hpp"
 
 #include <cxxabi.h>
@@ -96,6 +103,8 @@ std::uint32_t fastrand(M* m) noexcept {
 // by the owner. Slots are relaxed atomics: a thief may read a slot the owner
 // is about to overwrite, but then its CAS on head fails and it retries.
 
+}  // namespace
+
 bool runq_empty(P* p) noexcept {
   // A goroutine moving from runnext to the queue must not be missed: read
   // head, tail, runnext, and head again until stable (as Go does).
@@ -107,6 +116,8 @@ bool runq_empty(P* p) noexcept {
       return head == tail && next == nullptr;
   }
 }
+
+namespace {
 
 void globrunq_put_batch(G* first, G* last, std::int32_t n) GORO_REQUIRES(sched.lock) {
   last->sched_link = nullptr;
@@ -280,6 +291,7 @@ P* pidle_get() GORO_REQUIRES(sched.lock) {
 void acquirep(M* m, P* p) noexcept {
   m->p = p;
   p->m = m;
+  sysmon_wake_if_idle();
 }
 
 // Takes m off the idle M list.
@@ -292,6 +304,8 @@ void midle_remove(M* m) GORO_REQUIRES(sched.lock) {
   }
   m->idle_next = nullptr;
   m->on_idle_list = false;
+  --sched.nmidle;
+  ++sched.midle_gen;
 }
 
 // Takes m off the idle list and hands it p (or nothing: a poke). The caller
@@ -328,29 +342,50 @@ M* new_m_struct() {
 }
 
 // Starts an M to run p (spinning if asked).
+}  // namespace
+
+//
+// A new M is made and its thread started under sched.lock, and not at all
+// once the runtime is stopping: run() copies sched.allm under the lock after
+// `stopping` is set and joins every thread in the copy, so an M started
+// later (a blocking() handoff, GORO_DEBUG=migrate, a last wakep) would be
+// deleted with a joinable thread (std::terminate) or never joined.
 void startm(P* p, bool spinning) noexcept {
   M* m = nullptr;
   {
     lock_guard lk(sched.lock);
     m = sched.midle;
-    if (m != nullptr) notify_locked(m, p, spinning);
+    if (m != nullptr) {
+      notify_locked(m, p, spinning);
+    } else if (sched.stopping.load(std::memory_order_relaxed)) {
+      // Shutting down: nobody needs the P any more.
+      if (spinning) sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
+      return;
+    } else {
+      try {
+        M* nm = new M;
+        nm->id = static_cast<int>(sched.allm.size());
+        nm->rand_state = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(nm->id + 1) | 1;
+        sched.allm.push_back(nm);
+        nm->next_p = p;
+        nm->next_spinning = spinning;
+        // m_main takes sched.lock first thing, so it waits for us.
+        nm->thread = std::thread(m_main, nm);
+      } catch (...) {
+        fatal_plain("runtime: failed to create new OS thread");
+      }
+      return;
+    }
   }
-  if (m != nullptr) {
-    notify_wake(m);
-    return;
-  }
-  try {
-    M* nm = new_m_struct();
-    nm->next_p = p;
-    nm->next_spinning = spinning;
-    nm->thread = std::thread(m_main, nm);
-  } catch (...) {
-    fatal_plain("runtime: failed to create new OS thread");
-  }
+  notify_wake(m);
 }
+
+namespace {
 
 // Makes sure some M will look for the work just made runnable: wakes one if
 // there is an idle P and nobody is spinning.
+}  // namespace
+
 void wakep() noexcept {
   if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
   if (sched.nmspinning.load(std::memory_order_seq_cst) != 0) return;
@@ -368,6 +403,8 @@ void wakep() noexcept {
   startm(p, true);
 }
 
+namespace {
+
 void reset_spinning(M* m) noexcept {
   m->spinning = false;
   // The last spinner to find work wakes another, so leftover work is seen.
@@ -376,6 +413,8 @@ void reset_spinning(M* m) noexcept {
 
 // ---------------------------------------------------------------------------
 // Timers.
+
+}  // namespace
 
 std::int64_t earliest_timer() noexcept {
   std::int64_t best = 0;
@@ -387,29 +426,26 @@ std::int64_t earliest_timer() noexcept {
   return best;
 }
 
-// Runs the due timers of pp. Returns true if any fired.
+namespace {
+
+// Runs the due timers of pp. Returns true if any fired. One timer at a time:
+// a fire() may stop other timers (a context deadline stops its
+// descendants'), and timer_stop waits for a popped timer to finish firing,
+// so this M must never hold a popped timer that it has not fired yet.
 bool run_timers(P* pp, std::int64_t now) noexcept {
   const std::int64_t first = pp->timers.earliest();
   if (first == 0 || first > now) return false;
   bool fired = false;
   for (;;) {
-    timer* batch[32];
-    int n = 0;
     pp->timers.lock.lock();
-    while (n < 32) {
-      timer* t = pp->timers.pop_expired(now);
-      if (t == nullptr) break;
-      batch[n++] = t;
-    }
+    timer* t = pp->timers.pop_expired(now);
     pp->timers.lock.unlock();
-    for (int i = 0; i < n; ++i) {
-      timer* t = batch[i];
-      t->fire(t);
-      // Release pairs with timer_stop's acquire: fire() is over.
-      t->busy.store(0, std::memory_order_release);
-    }
-    fired |= n > 0;
-    if (n < 32) return fired;
+    if (t == nullptr) return fired;
+    const bool self_clearing = t->fire_clears_busy;  // read before t may go
+    t->fire(t);
+    // Release pairs with timer_stop's acquire: fire() is over.
+    if (!self_clearing) t->busy.store(0, std::memory_order_release);
+    fired = true;
   }
 }
 
@@ -726,6 +762,7 @@ G* steal_work(M* m, P* p) noexcept {
 // Sleeps until handed a P, poked, or (if until != 0) the deadline passes.
 void stopm(M* m, std::int64_t until) noexcept {
   bool timed = false;
+  std::uint64_t dead_gen = 0;
   {
     lock_guard lk(sched.lock);
     if (sched.stopping.load(std::memory_order_relaxed)) return;
@@ -734,6 +771,10 @@ void stopm(M* m, std::int64_t until) noexcept {
     m->idle_next = sched.midle;
     sched.midle = m;
     m->on_idle_list = true;
+    ++sched.nmidle;
+    // Every M idle and no timer anywhere to wake one: maybe a deadlock.
+    if (until == 0 && sched.nmidle == static_cast<std::int32_t>(sched.allm.size()))
+      dead_gen = sched.midle_gen + 1;  // + 1: 0 means "no check"
     if (until != 0 && until < sched.timer_m_until.load(std::memory_order_relaxed)) {
       // We wake earlier than the current timer M, if any: take its place (it
       // keeps its own, later timeout, and is just no longer the one pokes go to).
@@ -742,6 +783,7 @@ void stopm(M* m, std::int64_t until) noexcept {
       timed = true;
     }
   }
+  if (dead_gen != 0) checkdead(dead_gen - 1);
   for (;;) {
     std::int64_t timeout = -1;
     if (timed) {
@@ -797,7 +839,9 @@ G* find_runnable(M* m) noexcept {
     }
     if (p->timers.earliest() != 0) run_timers(p, nanotime());
 
-    if (p->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_acquire) > 0) {
+    const bool global_first = p->schedtick % 61 == 0 ||
+                              ((sched.debug_flags & debug_shuffle) != 0 && (fastrand(m) & 1) != 0);
+    if (global_first && sched.runq_size.load(std::memory_order_acquire) > 0) {
       lock_guard lk(sched.lock);
       if (G* g = globrunq_get(p, 1)) return g;
     }
@@ -871,6 +915,19 @@ G* find_runnable(M* m) noexcept {
 void execute(M* m, G* g) noexcept {
   P* p = m->p;
   ++p->schedtick;
+  if ((sched.debug_flags & debug_migrate) != 0 && g->started &&
+      g->m.load(std::memory_order_relaxed) == m) [[unlikely]] {
+    // GORO_DEBUG=migrate: g last ran on this thread. Hand the P, with g
+    // next in line, to another M and look for work without a P.
+    runqput(p, g, true);
+    {
+      lock_guard lk(sched.lock);
+      m->p = nullptr;
+      p->m = nullptr;
+    }
+    startm(p, false);
+    return;
+  }
   for (;;) {
     if (!g->started) start_g(m, g);
     g->status.store(gstatus::running, std::memory_order_relaxed);
@@ -897,6 +954,17 @@ void execute(M* m, G* g) noexcept {
       case after_switch::exit:
         destroy_g(m, g);
         return;
+      case after_switch::requeue: {
+        // Back from goro::blocking() without a P (blocking.cpp): queue g
+        // globally; this M looks for a P in find_runnable.
+        g->status.store(gstatus::runnable, std::memory_order_relaxed);
+        {
+          lock_guard lk(sched.lock);
+          globrunq_put_batch(g, g, 1);
+        }
+        wakep();
+        return;
+      }
       case after_switch::none:
         fatal_plain("runtime: goroutine switched to the scheduler without a reason");
     }
@@ -1030,6 +1098,16 @@ void m_main(M* m) {
   tls_m = nullptr;
 }
 
+// GORO_DEBUG: a comma-separated list of "migrate" and "shuffle".
+std::uint32_t parse_debug_flags() noexcept {
+  const char* v = std::getenv("GORO_DEBUG");
+  if (v == nullptr) return 0;
+  std::uint32_t flags = 0;
+  if (std::strstr(v, "migrate") != nullptr) flags |= debug_migrate;
+  if (std::strstr(v, "shuffle") != nullptr) flags |= debug_shuffle;
+  return flags;
+}
+
 int resolve_procs(const run_options& opts) {
   int n = opts.maxprocs;
   if (n <= 0) n = default_procs_override.load(std::memory_order_relaxed);
@@ -1090,6 +1168,7 @@ void teardown() noexcept {
     sched.pidle = nullptr;
     sched.midle = nullptr;
     sched.timer_m = nullptr;
+    sched.nmidle = 0;
   }
   {
     lock_guard lk(sched.gfree_lock);
@@ -1106,6 +1185,10 @@ void teardown() noexcept {
   sched.stopping.store(false);
   sched.next_goid.store(1);
   sched.extern_created.store(0);
+  sched.nlent.store(0);
+  sched.nblocking.store(0);
+  sched.sysmon_retakes.store(0);
+  sched.debug_flags = 0;
 }
 
 struct main_closure {
@@ -1185,7 +1268,7 @@ G* take_handoff(M* m) noexcept {
   G* next = p->runnext.load(std::memory_order_relaxed);
   if (next == nullptr || !next->started) return nullptr;
   if (p->id >= sched.nprocs.load(std::memory_order_relaxed) ||
-      sched.stopping.load(std::memory_order_relaxed))
+      sched.stopping.load(std::memory_order_relaxed) || sched.debug_flags != 0)
     return nullptr;
   const std::int64_t due = p->timers.earliest();
   if (due != 0 && due <= nanotime()) return nullptr;
@@ -1194,6 +1277,22 @@ G* take_handoff(M* m) noexcept {
                                           std::memory_order_relaxed))
     return nullptr;
   return next;
+}
+
+// goready under GORO_DEBUG (debug_flags != 0): migrate sends every woken
+// goroutine through the global queue (and execute() moves it off the thread
+// it last ran on); shuffle puts it in runnext, at the tail of the local
+// queue or in the global queue at random.
+void debug_ready(M* m, G* g) noexcept {
+  P* p = m != nullptr ? m->p : nullptr;
+  const std::uint32_t r = cheap_rand();
+  if (p != nullptr && (sched.debug_flags & debug_migrate) == 0 && (r & 3) != 0) {
+    runqput(p, g, (r & 4) != 0);
+  } else {
+    lock_guard lk(sched.lock);
+    globrunq_put_batch(g, g, 1);
+  }
+  wakep();
 }
 
 // Parks g by switching straight to next, skipping the scheduler loop: what
@@ -1247,6 +1346,9 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   G* g = current_g();
   M* m = current_m();
   g->reason = reason;
+  // The coarse clock, not a clock read: dumps show waits to ~10 ms. Relaxed
+  // on both sides: a timestamp for dumps, ordering nothing.
+  g->wait_since.store(sched.coarse_now.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (G* next = take_handoff(m)) {
     park_handoff(g, m, next, commit, arg);
   } else {
@@ -1258,11 +1360,22 @@ void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
   g->reason = wait_reason::none;
 }
 
-void timer_start(timer* t) noexcept {
-  timer_heap& h = current_m()->p->timers;
+void timer_start(timer* t) {
+  // Off a P (a plain thread, or an M between Ps) the timer goes to P 0,
+  // which is never retired; any M runs any P's due timers.
+  M* m = current_m();
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p == nullptr) {
+    if (!sched.running.load(std::memory_order_acquire) ||
+        sched.stopping.load(std::memory_order_relaxed))
+      throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
+    p = sched.allp[0];
+  }
+  timer_heap& h = p->timers;
   const std::int64_t when = t->when;
   h.lock.lock();
   try {
+    race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
     h.push(t);
   } catch (const std::bad_alloc&) {
     fatal_error("runtime: out of memory growing a timer heap");
@@ -1294,6 +1407,11 @@ std::uint32_t cheap_rand() noexcept {
   return static_cast<std::uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
+void switch_to_g0_for_requeue(G* g, M* m) noexcept {
+  m->action = after_switch::requeue;
+  switch_to_g0(g, m, false);
+}
+
 void gopark_unlock(lock_t& l, wait_reason reason) GORO_NO_TSA {
   gopark(&commit_unlock, &l, reason);
 }
@@ -1302,6 +1420,10 @@ void goready(G* g) noexcept {
   race_ignore no_race_checks;  // runtime code (race.hpp)
   g->status.store(gstatus::runnable, std::memory_order_relaxed);
   M* m = current_m();
+  if (sched.debug_flags != 0) [[unlikely]] {
+    debug_ready(m, g);
+    return;
+  }
   if (m != nullptr && m->p != nullptr) {
     // A goroutine woken into an empty runnext slot runs on this P as soon as
     // the waker blocks or yields, which in message passing is next: waking
@@ -1397,6 +1519,8 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
     throw std::logic_error("goro::run: the runtime is already running");
   const int n = resolve_procs(opts);
   install_fault_handler();
+  sched.debug_flags = parse_debug_flags();
+  sched.coarse_now.store(nanotime(), std::memory_order_relaxed);
   M* m0 = nullptr;
   try {
     for (int i = 0; i < n; ++i) sched.allp[i] = new_p(i);
@@ -1420,6 +1544,11 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   }
   m_init_thread(m0);
   acquirep(m0, sched.allp[0]);
+  try {
+    sysmon_start();
+  } catch (...) {
+    fatal_plain("runtime: failed to create the sysmon thread");
+  }
 
   main_closure mc{fn, arg};
   spawn_slot slot =
@@ -1430,6 +1559,7 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   spawn_commit(slot, &main_closure::ops);
 
   schedule_loop(m0);
+  sysmon_stop();
 
   // Main returned. Wait for every other M to leave its loop.
   std::vector<M*> ms;
@@ -1496,53 +1626,8 @@ void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
   gopark(&sleep_commit, &arg, wait_reason::sleep);
 }
 
-}  // namespace goro::detail
-
-// ---------------------------------------------------------------------------
-// Public API.
-
-namespace goro {
-
-using namespace detail;
-
-void yield() {
-  G* g = current_g();
-  if (g == nullptr) {
-    std::this_thread::yield();
-    return;
-  }
-  M* m = current_m();
-  m->action = after_switch::yield;
-  switch_to_g0(g, m, false);
-}
-
-std::uint64_t goroutine_id() noexcept {
-  G* g = current_g();
-  return g != nullptr ? g->id : 0;
-}
-
-goro::source_location spawn_site() noexcept {
-  G* g = current_g();
-  return g != nullptr ? g->site : goro::source_location{};
-}
-
-bool in_goroutine() noexcept { return current_g() != nullptr; }
-
-int maxprocs() noexcept {
-  if (sched.running.load(std::memory_order_acquire))
-    return sched.nprocs.load(std::memory_order_acquire);
-  return resolve_procs(run_options{});
-}
-
-int set_maxprocs(int n) {
+int resize_procs(int n) {
   race_ignore no_race_checks;  // runtime code (race.hpp)
-  if (n < 1 || n > max_maxprocs)
-    throw std::invalid_argument("goro::set_maxprocs: n must be between 1 and 256");
-  if (!sched.running.load(std::memory_order_acquire)) {
-    const int prev = resolve_procs(run_options{});
-    default_procs_override.store(n, std::memory_order_relaxed);
-    return prev;
-  }
   std::vector<P*> retired_idle;
   int prev;
   {
@@ -1583,6 +1668,60 @@ int set_maxprocs(int n) {
     for (int i = prev; i < n; ++i) wakep();
   }
   return prev;
+}
+
+}  // namespace goro::detail
+
+// ---------------------------------------------------------------------------
+// Public API.
+
+namespace goro {
+
+using namespace detail;
+
+void yield() {
+  G* g = current_g();
+  if (g == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  M* m = current_m();
+  m->action = after_switch::yield;
+  switch_to_g0(g, m, false);
+}
+
+std::uint64_t goroutine_id() noexcept {
+  G* g = current_g();
+  return g != nullptr ? g->id : 0;
+}
+
+goro::source_location spawn_site() noexcept {
+  G* g = current_g();
+  return g != nullptr ? g->site : goro::source_location{};
+}
+
+bool in_goroutine() noexcept { return current_g() != nullptr; }
+
+int maxprocs() noexcept {
+  if (sched.running.load(std::memory_order_acquire))
+    return sched.nprocs.load(std::memory_order_acquire) -
+           sched.nlent.load(std::memory_order_acquire);
+  return resolve_procs(run_options{});
+}
+
+int set_maxprocs(int n) {
+  race_ignore no_race_checks;  // runtime code (race.hpp)
+  if (n < 1 || n > max_maxprocs)
+    throw std::invalid_argument("goro::set_maxprocs: n must be between 1 and 256");
+  if (!sched.running.load(std::memory_order_acquire)) {
+    const int prev = resolve_procs(run_options{});
+    default_procs_override.store(n, std::memory_order_relaxed);
+    return prev;
+  }
+  // Ps that sysmon lent beside stuck ones (sysmon.cpp) stay on top.
+  lock_guard resizing(sched.resize_lock);
+  const int lent = sched.nlent.load(std::memory_order_acquire);
+  return resize_procs(std::min(n + lent, max_maxprocs)) - lent;
 }
 
 std::int64_t num_goroutines() noexcept {

@@ -5,9 +5,14 @@
 //  - A G is in exactly one of: a P's runnext slot, a P's run queue, the global
 //    run queue, running on an M, parked (reachable only from some wait queue
 //    or timer), or free (on a free list). status says which class.
-//  - An M runs goroutines only while it holds a P; there are at most
-//    maxprocs Ps in use. An M without work releases its P to the idle list and
-//    sleeps on its futex word.
+//  - An M runs goroutines only while it holds a P, with one exception: a
+//    goroutine inside goro::blocking() keeps running on its M after handing
+//    the P off (blocking.cpp), and takes a P back before it does anything
+//    else. There are at most maxprocs Ps in use, plus the ones sysmon lends
+//    beside Ps stuck on one goroutine (sched.nlent, sysmon.cpp). An M without
+//    work releases its P to the idle list and sleeps on its futex word.
+//  - sched.nmidle counts the Ms on the idle list; when it equals the number
+//    of Ms and no timer is pending, the M going idle runs checkdead.
 //  - A goroutine's context is saved before any lock guarding a queue it waits
 //    on is released (see park.hpp), so a G found on a queue can always be
 //    resumed.
@@ -66,6 +71,9 @@ struct G {
   goro::source_location site{};
   char name[48] = {};
   wait_reason reason = wait_reason::none;
+  // When the current wait began, on the coarse clock (sched.coarse_now): set
+  // by gopark and blocking_enter without a clock read. Read by dumps.
+  std::atomic<std::int64_t> wait_since{0};
 
   eh_state eh;
   timer sleep_timer;
@@ -77,7 +85,7 @@ struct G {
 };
 
 /// What a goroutine asks its scheduler context to do after switching to it.
-enum class after_switch : std::uint8_t { none, park, yield, exit };
+enum class after_switch : std::uint8_t { none, park, yield, exit, requeue };
 
 struct M {
   int id = 0;
@@ -132,7 +140,14 @@ struct alignas(64) P {
   // the running goroutine, so a ping-pong pair stays on one thread.
   std::atomic<G*> runnext{nullptr};
 
-  std::uint32_t schedtick = 0;  // owner only
+  // Owner only; sysmon and dumps read it racily (a torn count only delays
+  // a retake by one sysmon tick).
+  std::uint32_t schedtick = 0;
+  // sysmon's last look at schedtick and when it saw it change (sysmon.cpp):
+  // a P whose schedtick has not moved for 10 ms has run one goroutine that
+  // long. Written by sysmon only, read by dumps.
+  std::atomic<std::uint32_t> sysmon_tick{0};
+  std::atomic<std::int64_t> sysmon_when{0};
 
   timer_heap timers;
 
@@ -159,6 +174,10 @@ struct sched_t {
   P* pidle GORO_GUARDED_BY(lock) = nullptr;
   std::atomic<std::int32_t> npidle{0};
   M* midle GORO_GUARDED_BY(lock) = nullptr;
+  std::int32_t nmidle GORO_GUARDED_BY(lock) = 0;  // length of midle
+  // Bumped whenever an M leaves midle: checkdead's proof that no goroutine
+  // ran between its two looks (runtime/checkdead.cpp).
+  std::uint64_t midle_gen GORO_GUARDED_BY(lock) = 0;
   std::atomic<std::int32_t> nmspinning{0};
   // The M sleeping until the earliest timer, if any, and that deadline.
   M* timer_m GORO_GUARDED_BY(lock) = nullptr;
@@ -174,6 +193,27 @@ struct sched_t {
   std::atomic<std::uint64_t> next_goid{1};
   std::atomic<std::int64_t> extern_created{0};  // goroutines spawned off any P
 
+  // Diagnostics and sysmon (sysmon.cpp, checkdead.cpp).
+  // A clock updated by sysmon at every tick (at most 10 ms apart while any P
+  // runs) and by an M that takes a P while sysmon sleeps: what gopark stamps
+  // into G::wait_since without reading the clock itself.
+  std::atomic<std::int64_t> coarse_now{0};
+  std::atomic<std::int32_t> nblocking{0};  // goroutines inside goro::blocking()
+  std::atomic<std::int32_t> nlent{0};      // Ps sysmon added beside stuck ones
+  // Serializes P-count changes (set_maxprocs, sysmon lending and returning
+  // Ps) so that nlent and nprocs change together. Taken before sched.lock.
+  lock_t resize_lock;
+  std::atomic<std::int64_t> sysmon_retakes{0};
+  std::atomic<std::int64_t> sysmon_ticks{0};  // sysmon wake-ups, for tests
+  // sysmon sleeps on sysmon_seq; a waker increments it and futex-wakes.
+  std::atomic<std::uint32_t> sysmon_seq{0};
+  std::atomic<bool> sysmon_idle{false};  // asleep without timeout (all Ps idle)
+  std::atomic<bool> sysmon_stop{false};
+  std::atomic<std::uint32_t> sigquit{0};
+  std::thread sysmon;
+  // GORO_DEBUG flags, read once by run().
+  std::uint32_t debug_flags = 0;
+
   lock_t gfree_lock;
   G* gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
 
@@ -187,12 +227,34 @@ struct sched_t {
 
 extern sched_t sched;
 
+inline constexpr std::uint32_t debug_migrate = 1;
+inline constexpr std::uint32_t debug_shuffle = 2;
+
 M* current_m() noexcept;
 
-/// Puts t (when, fire and arg set) on the heap of the current M's P and
-/// makes sure an M wakes for it. On a goroutine or a scheduler context with a
-/// P. Stop it with timer_stop (timer.hpp).
-void timer_start(timer* t) noexcept;
+/// Puts t (when, fire and arg set) on the heap of the current M's P (P 0's
+/// off a P) and makes sure an M wakes for it. Stop it with timer_stop
+/// (timer.hpp). Throws std::logic_error outside a running runtime.
+void timer_start(timer* t);
+
+// Scheduler pieces used by sysmon, checkdead and blocking (sched.cpp).
+bool runq_empty(P* p) noexcept;
+void wakep() noexcept;
+void startm(P* p, bool spinning) noexcept;
+std::int64_t earliest_timer() noexcept;
+/// Sets the number of Ps in use (set_maxprocs without the public checks);
+/// returns the previous count.
+int resize_procs(int n);
+
+// sysmon (sysmon.cpp).
+void sysmon_start();
+void sysmon_stop() noexcept;
+/// Called by an M that just took a P: wakes sysmon if it sleeps idle.
+void sysmon_wake_if_idle() noexcept;
+
+/// On g0 in stopm, when this M made every M idle: reports a deadlock if
+/// nothing can wake any goroutine (checkdead.cpp).
+void checkdead(std::uint64_t gen) noexcept;
 
 [[noreturn]] void fatal_goroutine_stack_overflow(G* g) noexcept;
 [[noreturn]] void fatal_escaped_exception(G* g) noexcept;

@@ -9,6 +9,7 @@
 #include <cstddef>
 
 #include "goro/goroutine.hpp"
+#include "runtime/fault.hpp"
 
 namespace goro::detail {
 namespace {
@@ -21,6 +22,8 @@ struct sema_waiter {
   sema_waiter* next_addr = nullptr;  // heads only: the next address's head
   sema_waiter* tail = nullptr;       // heads only
   bool ticket = false;               // set by a handoff release before wake()
+  bool queued = false;               // under the bucket lock
+  bool cancelled = false;            // set by sem_cancel before wake()
 };
 
 struct alignas(64) bucket {
@@ -49,6 +52,7 @@ bool try_take(std::atomic<std::uint32_t>* addr) noexcept {
 }
 
 void enqueue(bucket& b, sema_waiter* w, bool lifo) GORO_REQUIRES(b.lock) {
+  w->queued = true;
   sema_waiter** link = &b.heads;
   while (*link != nullptr && (*link)->addr != w->addr) link = &(*link)->next_addr;
   sema_waiter* head = *link;
@@ -86,7 +90,29 @@ sema_waiter* dequeue(bucket& b, const std::atomic<std::uint32_t>* addr) GORO_REQ
     *link = head->next_addr;
   }
   head->next = head->next_addr = head->tail = nullptr;
+  head->queued = false;
   return head;
+}
+
+// Takes w (queued) out of its address's queue, wherever it is.
+void unlink_waiter(bucket& b, sema_waiter* w) GORO_REQUIRES(b.lock) {
+  if (w->prev == nullptr) {
+    // w heads its address: the same as dequeueing the head.
+    sema_waiter* head = dequeue(b, w->addr);
+    if (head != w) fatal_error("runtime: semaphore queue corrupted");
+    return;
+  }
+  sema_waiter** link = &b.heads;
+  while (*link != nullptr && (*link)->addr != w->addr) link = &(*link)->next_addr;
+  sema_waiter* head = *link;
+  w->prev->next = w->next;
+  if (w->next != nullptr) {
+    w->next->prev = w->prev;
+  } else {
+    head->tail = w->prev;
+  }
+  w->next = w->prev = nullptr;
+  w->queued = false;
 }
 
 }  // namespace
@@ -110,6 +136,60 @@ void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason
     // The releaser removed us from the queue and decremented nwait.
     if (w.ticket || try_take(addr)) return;
   }
+}
+
+bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
+                             sem_cancel_token& tok) {
+  if (try_take(addr)) return true;
+  bucket& b = bucket_for(addr);
+  for (;;) {
+    sema_waiter w;
+    w.addr = addr;
+    b.lock.lock();
+    if (tok.requested) {
+      b.lock.unlock();
+      return false;
+    }
+    // seq_cst: Dekker with sem_release (its fetch_add on *addr, then nwait).
+    b.nwait.fetch_add(1, std::memory_order_seq_cst);
+    if (try_take(addr)) {
+      b.nwait.fetch_sub(1, std::memory_order_relaxed);
+      b.lock.unlock();
+      return true;
+    }
+    enqueue(b, &w, lifo);
+    tok.waiter = &w;
+    w.park.park_unlock(b.lock, reason);
+    // Dequeued, and nwait decremented, by exactly one of a releaser and
+    // sem_cancel, which then woke us. tok.waiter was cleared by sem_cancel,
+    // or is stale: clear it before w goes.
+    {
+      lock_guard lk(b.lock);
+      tok.waiter = nullptr;
+    }
+    if (w.cancelled) return false;
+    if (w.ticket || try_take(addr)) return true;
+    // A release woke us but another taker was faster (Go's barging): wait
+    // again, unless we were cancelled meanwhile (checked under the lock).
+  }
+}
+
+void sem_cancel(sem_cancel_token& tok) noexcept {
+  bucket& b = bucket_for(tok.addr);
+  sema_waiter* woken = nullptr;
+  {
+    lock_guard lk(b.lock);
+    tok.requested = true;
+    auto* w = static_cast<sema_waiter*>(tok.waiter);
+    if (w != nullptr && w->queued) {
+      unlink_waiter(b, w);
+      b.nwait.fetch_sub(1, std::memory_order_relaxed);
+      w->cancelled = true;
+      tok.waiter = nullptr;
+      woken = w;
+    }
+  }
+  if (woken != nullptr) woken->park.wake();  // woken may be gone after this
 }
 
 void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept {

@@ -21,6 +21,26 @@ namespace goro::detail {
 /// front (a waiter that already waited once, as Go's mutex does).
 void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason);
 
+/// Lets a waiter of sem_acquire_cancellable be cancelled from another
+/// goroutine or thread (a context hook). Owned by the waiting caller.
+struct sem_cancel_token {
+  explicit sem_cancel_token(std::atomic<std::uint32_t>* a) noexcept : addr(a) {}
+  std::atomic<std::uint32_t>* const addr;
+  void* waiter = nullptr;  // the queued waiter record, under the bucket lock
+  bool requested = false;  // under the bucket lock
+};
+
+/// sem_acquire that gives up once sem_cancel(tok) is called: true if a unit
+/// was taken, false if cancelled first (nothing taken, the queue as if the
+/// caller had never come). tok must outlive the call and every sem_cancel.
+bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
+                             sem_cancel_token& tok);
+
+/// Cancels the wait of tok's owner (before, during or after it queues).
+/// Takes the bucket lock: callable under a context's lock, never under a
+/// bucket lock.
+void sem_cancel(sem_cancel_token& tok) noexcept;
+
 /// Increments *addr and wakes one waiter. With handoff, the unit goes straight
 /// to the woken waiter and the caller yields to it (mutex starvation mode).
 void sem_release(std::atomic<std::uint32_t>* addr, bool handoff) noexcept;

@@ -39,6 +39,10 @@ struct timer {
   // before heap is cleared (release); stored 0 (release) when done, paired
   // with the acquire load in timer_stop.
   std::atomic<std::uint32_t> busy{0};
+  // Set by owners whose fire() may free the timer (a context deadline):
+  // fire() then stores busy = 0 itself (release) before it lets go, and the
+  // M that ran it does not touch t afterwards.
+  bool fire_clears_busy = false;
 };
 
 class timer_heap {

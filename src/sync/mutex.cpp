@@ -25,6 +25,7 @@
 #include "runtime/park.hpp"
 #include "runtime/sched.hpp"
 #include "runtime/sema.hpp"
+#include "context/context_impl.hpp"
 
 namespace goro {
 namespace {
@@ -67,7 +68,7 @@ bool mutex::try_lock() noexcept {
   return true;
 }
 
-void mutex::lock_slow() {
+std::error_code mutex::lock_slow(const context* ctx) {
   std::int64_t wait_start = 0;
   bool starving = false;
   bool awoke = false;
@@ -103,11 +104,19 @@ void mutex::lock_slow() {
       if ((old & (locked_bit | starving_bit)) == 0) {  // locked it
         // TSan: pairs with the (instrumented) release in unlock().
         detail::race_acquire(&state_);
-        return;
+        return {};
       }
       const bool queue_lifo = wait_start != 0;
       if (wait_start == 0) wait_start = detail::nanotime();
-      detail::sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex);
+      if (ctx == nullptr) {
+        detail::sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex);
+      } else {
+        std::error_code ec;
+        if (!detail::ctx_sem_acquire(&sema_, queue_lifo, detail::wait_reason::mutex, *ctx, ec)) {
+          leave_queue_cancelled();
+          return ec;
+        }
+      }
       starving = starving || detail::nanotime() - wait_start > starvation_threshold_ns;
       old = state_.load(std::memory_order_acquire);
       if ((old & starving_bit) != 0) {
@@ -118,11 +127,37 @@ void mutex::lock_slow() {
         if (!starving || (old >> waiter_shift) == 1) delta -= starving_bit;  // leave starvation
         state_.fetch_add(delta, std::memory_order_acquire);
         detail::race_acquire(&state_);
-        return;
+        return {};
       }
       awoke = true;
       iter = 0;
     }
+  }
+}
+
+// A lock(ctx) whose semaphore wait was cancelled: it is still counted as a
+// waiter but is in no queue and holds no unit. Each counted waiter leaves the
+// count exactly once, by an unlocker choosing it (anonymously) for a wake-up
+// or, here, by itself.
+void mutex::leave_queue_cancelled() noexcept {
+  std::int32_t old = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::int32_t waiters = old >> waiter_shift;
+    if ((old & (starving_bit | locked_bit)) == starving_bit && waiters == 1) {
+      // An unlocker in starvation mode is handing the mutex to its waiters,
+      // and we are the only one: the unit will come to nobody else. Take
+      // it, own the mutex as the handoff's receiver would, and pass it on.
+      detail::sem_acquire(&sema_, false, detail::wait_reason::mutex);
+      state_.fetch_add(locked_bit - (1 << waiter_shift) - starving_bit, std::memory_order_acquire);
+      detail::race_acquire(&state_);
+      unlock();
+      return;
+    }
+    std::int32_t next = old - (1 << waiter_shift);
+    // The last waiter leaving ends starvation mode: the owner's unlock then
+    // needs no handoff.
+    if ((old & starving_bit) != 0 && waiters == 1) next &= ~starving_bit;
+    if (state_.compare_exchange_weak(old, next, std::memory_order_relaxed)) return;
   }
 }
 

@@ -18,6 +18,7 @@
 #include "platform/race.hpp"
 #include "runtime/park.hpp"
 #include "runtime/sema.hpp"
+#include "context/context_impl.hpp"
 
 namespace goro {
 
@@ -62,6 +63,37 @@ void wait_group::wait() {
       return;
     }
   }
+}
+
+std::error_code wait_group::wait(const context& ctx) {
+  std::uint64_t s = state_.load(std::memory_order_acquire);  // as in wait()
+  for (;;) {
+    if (static_cast<std::int32_t>(s >> 32) == 0) {
+      detail::race_acquire(&state_);
+      return {};
+    }
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
+                                     std::memory_order_acquire))
+      break;
+  }
+  std::error_code ec;
+  if (!detail::ctx_sem_acquire(&sema_, false, detail::wait_reason::wait_group, ctx, ec)) {
+    // Leave the waiter count, unless the counter reached zero meanwhile: then
+    // the add() that zeroed it owns state_ and releases one unit per counted
+    // waiter, ours included, which we must take (the wait has succeeded).
+    s = state_.load(std::memory_order_acquire);
+    for (;;) {
+      if (static_cast<std::int32_t>(s >> 32) == 0 || static_cast<std::uint32_t>(s) == 0) break;
+      if (state_.compare_exchange_weak(s, s - 1, std::memory_order_acquire,
+                                       std::memory_order_acquire))
+        return ec;
+    }
+    detail::sem_acquire(&sema_, false, detail::wait_reason::wait_group);
+  }
+  if (state_.load(std::memory_order_acquire) != 0)
+    throw panic_error("sync: WaitGroup is reused before previous Wait has returned");
+  detail::race_acquire(&state_);
+  return {};
 }
 
 }  // namespace goro
