@@ -86,6 +86,7 @@ TEST_P(semaphore_procs, cancel_while_waiting_acquires_nothing) {
       small_ok = !s.acquire(goro::background(), 1);  // queued behind the big one
       wg.done();
     });
+    ASSERT_TRUE(eventually([&] { return s.waiting() == 2; }));
     cancel();
     wg.wait();
     EXPECT_EQ(big_ec, goro::errc::canceled);

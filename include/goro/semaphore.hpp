@@ -24,6 +24,7 @@
 // it released make succeed (through the semaphore's mutex).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <list>
 #include <mutex>
@@ -99,6 +100,13 @@ class semaphore {
       throw panic_error("semaphore: released more than held");
     }
     notify_waiters_locked();
+  }
+
+  /// How many acquire calls are queued right now; for diagnostics and tests
+  /// (stale as soon as it returns).
+  std::size_t waiting() {
+    std::lock_guard lk(mu_);
+    return waiters_.size();
   }
 
  private:
