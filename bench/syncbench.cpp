@@ -9,6 +9,10 @@
 //                  unlock, 1% write lock / increment / unlock; ns/op
 //   pool_getput    n get/put pairs on one pool of 1 KiB buffers; ns/op
 //   once_fast      100n calls of once.call on a once that is done; ns/op
+//   sem_acqrel     n acquire(1)/release(1) pairs on a semaphore of size 4;
+//                  ns/op
+//   errgroup_spawn n tasks started with errgroup::go (one group), then
+//                  wait(); ns/op
 //
 // Exit codes: 0 ok, 1 wrong result, 2 usage.
 #include <goro/goro.hpp>
@@ -119,6 +123,42 @@ int once_fast(long n) {
   return 0;
 }
 
+int sem_acqrel(long n) {
+  goro::semaphore sem(4);
+  std::atomic<long> inside{0};
+  std::atomic<bool> bad{false};
+  goro::wait_group wg;
+  const long per = n / workers;
+  const auto start = clock_type::now();
+  wg.add(workers);
+  for (int g = 0; g < workers; ++g) {
+    goro::go([&, per] {
+      for (long i = 0; i < per; ++i) {
+        sem.acquire(1);
+        if (inside.fetch_add(1, std::memory_order_relaxed) >= 4) bad.store(true);
+        inside.fetch_sub(1, std::memory_order_relaxed);
+        sem.release(1);
+      }
+      wg.done();
+    });
+  }
+  wg.wait();
+  report_ns("sem_acqrel", start, per * workers);
+  if (bad.load()) return fail("sem_acqrel", "more than 4 inside");
+  return 0;
+}
+
+int errgroup_spawn(long n) {
+  std::atomic<long> ran{0};
+  const auto start = clock_type::now();
+  goro::errgroup g;
+  for (long i = 0; i < n; ++i) g.go([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+  const std::error_code ec = g.wait();
+  report_ns("errgroup_spawn", start, n);
+  if (ec || ran.load() != n) return fail("errgroup_spawn", "a task did not run");
+  return 0;
+}
+
 struct workload {
   const char* name;
   int (*fn)(long n);
@@ -128,6 +168,8 @@ constexpr workload kWorkloads[] = {
     {"rw_read_heavy", &rw_read_heavy},
     {"pool_getput", &pool_getput},
     {"once_fast", &once_fast},
+    {"sem_acqrel", &sem_acqrel},
+    {"errgroup_spawn", &errgroup_spawn},
 };
 
 int usage(const char* argv0) {

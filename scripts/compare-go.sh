@@ -6,8 +6,8 @@
 #
 # rounds defaults to 5; workloads default to all nine anchors. Further
 # workloads (ctx_tree, fresh_timeout, ...) run against bench/go's twins; the
-# sync toolbox's (rw_read_heavy, pool_getput, once_fast) run goro-syncbench
-# against bench/go.
+# sync toolbox's (rw_read_heavy, pool_getput, once_fast, sem_acqrel,
+# errgroup_spawn) run goro-syncbench against bench/go.
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -37,11 +37,13 @@ declare -A target=(
   [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
   [ctx_tree]=1.0 [fresh_timeout]=1.0
   [rw_read_heavy]=1.0 [pool_getput]=1.0 [once_fast]=1.0
+  [sem_acqrel]=1.0 [errgroup_spawn]=1.0
 )
 declare -A extra_go=([ctx_tree]=1 [fresh_timeout]=1
-  [rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
+  [rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1 [sem_acqrel]=1 [errgroup_spawn]=1)
 # Workloads whose goro side is goro-syncbench (the others: goro-anchors).
-declare -A sync_goro=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1)
+declare -A sync_goro=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1 [sem_acqrel]=1
+  [errgroup_spawn]=1)
 
 die() { echo "compare-go: $*" >&2; exit 2; }
 note() { echo "compare-go: $*" >&2; }
