@@ -42,8 +42,10 @@ int fail(const char* workload, const char* what) {
 }
 
 int rw_read_heavy(long n) {
-  goro::rw_mutex rw;
-  long value = 0;  // guarded by rw
+  // Separate cache lines, as Go's escape analysis puts them in separate heap
+  // objects: a reader's load of value must not contend with the lock word.
+  alignas(64) goro::rw_mutex rw;
+  alignas(64) long value = 0;  // guarded by rw
   std::atomic<long> seen{0};
   goro::wait_group wg;
   const long per = n / workers;
