@@ -5,7 +5,9 @@
 #   bash scripts/compare-go.sh [rounds] [workloads...]
 #
 # rounds defaults to 5; workloads default to all nine anchors. Further
-# workloads (ctx_tree, fresh_timeout, ...) run against bench/go's twins.
+# workloads (ctx_tree, fresh_timeout, ...) run against bench/go's twins; the
+# sync toolbox's (rw_read_heavy, pool_getput, once_fast, sem_acqrel,
+# errgroup_spawn) run goro-syncbench against bench/go.
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
@@ -34,8 +36,14 @@ declare -A target=(
   [skynet]=0.33 [spawn]=0.5 [mutex]=0.8 [timers]=0.5 [idle_mem]=1.5
   [pingpong]=0.33 [spsc_buffered]=0.5 [mpmc]=0.5 [select2]=0.5
   [ctx_tree]=1.0 [fresh_timeout]=1.0
+  [rw_read_heavy]=1.0 [pool_getput]=1.0 [once_fast]=1.0
+  [sem_acqrel]=1.0 [errgroup_spawn]=1.0
 )
-declare -A extra_go=([ctx_tree]=1 [fresh_timeout]=1)
+declare -A extra_go=([ctx_tree]=1 [fresh_timeout]=1
+  [rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1 [sem_acqrel]=1 [errgroup_spawn]=1)
+# Workloads whose goro side is goro-syncbench (the others: goro-anchors).
+declare -A sync_goro=([rw_read_heavy]=1 [pool_getput]=1 [once_fast]=1 [sem_acqrel]=1
+  [errgroup_spawn]=1)
 
 die() { echo "compare-go: $*" >&2; exit 2; }
 note() { echo "compare-go: $*" >&2; }
@@ -93,6 +101,10 @@ if [[ -z "${GORO_ANCHORS:-}" ]]; then
   fi
 fi
 [[ -x "$goro_bin" ]] || die "no goro-anchors at $goro_bin"
+goro_sync_bin="$(dirname "$goro_bin")/goro-syncbench"
+if [[ -z "${GORO_ANCHORS:-}" ]] && [[ ! -x "$goro_sync_bin" || "${GORO_REBUILD:-0}" == 1 ]]; then
+  cmake --build "$build_dir" -j2 --target goro-syncbench >&2 || die "building goro-syncbench failed"
+fi
 
 # Default workloads: all of them (goro-anchors implements every anchor).
 if [[ ${#workloads[@]} -eq 0 ]]; then
@@ -133,7 +145,9 @@ for ((r = 1; r <= rounds; r++)); do
   for w in "${workloads[@]}"; do
     [[ -z "${skipped[$w]+x}" && -z "${failed[$w]+x}" ]] || continue
     set +e
-    g="$(run_one "$goro_bin" "$w")"
+    grb="$goro_bin"
+    [[ -z "${sync_goro[$w]+x}" ]] || grb="$goro_sync_bin"
+    g="$(run_one "$grb" "$w")"
     rc=$?
     set -e
     if [[ $rc -eq 3 ]]; then

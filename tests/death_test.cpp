@@ -358,3 +358,32 @@ TEST(mutex_DeathTest, unlock_of_unlocked_mutex_is_fatal) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---------------------------------------------------------------- rw_mutex ---
+
+void runlock_of_unlocked_program() {
+  goro::run([] {
+    goro::rw_mutex rw;
+    rw.unlock_shared();
+  });
+  std::exit(0);
+}
+
+void unlock_of_unlocked_rw_program() {
+  goro::rw_mutex rw;
+  std::thread t([&rw] { rw.unlock(); });
+  t.join();
+  std::exit(0);
+}
+
+TEST(rw_mutex_DeathTest, unlocks_of_unlocked_rw_mutex_are_fatal_with_gos_words) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(runlock_of_unlocked_program(), ::testing::ExitedWithCode(2),
+              contains_all({"fatal error: sync: RUnlock of unlocked RWMutex"}));
+  EXPECT_EXIT(unlock_of_unlocked_rw_program(), ::testing::ExitedWithCode(2),
+              contains_all({"fatal error: sync: Unlock of unlocked RWMutex"}));
+}
+
+}  // namespace

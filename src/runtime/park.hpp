@@ -42,6 +42,9 @@ enum class wait_reason : std::uint8_t {
   mutex,
   wait_group,
   semaphore,
+  rw_mutex_read,
+  rw_mutex_write,
+  cond,
   blocking_call,
 };
 

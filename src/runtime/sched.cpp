@@ -1253,6 +1253,12 @@ const char* wait_reason_string(wait_reason r) noexcept {
       return "wait group";
     case wait_reason::semaphore:
       return "semaphore";
+    case wait_reason::rw_mutex_read:
+      return "rw_mutex read lock";
+    case wait_reason::rw_mutex_write:
+      return "rw_mutex write lock";
+    case wait_reason::cond:
+      return "cond wait";
     case wait_reason::blocking_call:
       return "blocking call";
   }
