@@ -84,10 +84,22 @@ TEST(stack_DeathTest, overflow_without_guard_pages_is_caught_by_the_canary) {
 
 // ------------------------------------------------------------------ panics ---
 
+// The panic reports below must show main asleep, but on 2 Ps the panicking
+// goroutine may start before main has parked: wait (yielding) until a dump
+// says main sleeps.
+void wait_until_main_sleeps() {
+  for (;;) {
+    std::ostringstream d;
+    goro::dump(d);
+    if (d.str().find("goroutine 1 \"main\" [sleep") != std::string::npos) return;
+    goro::yield();
+  }
+}
+
 void escaping_exception_program() {
   goro::run(goro::run_options{.maxprocs = 2}, [] {
     goro::go([] {
-      goro::yield();
+      wait_until_main_sleeps();
       throw std::runtime_error("the widget broke");
     });
     goro::sleep_for(child_patience);
@@ -116,7 +128,10 @@ void report_to_file(std::string_view report) {
 void panic_with_handler_program() {
   goro::set_panic_handler(&report_to_file);
   goro::run([] {
-    goro::go([] { throw std::logic_error("to the file"); });
+    goro::go([] {
+      wait_until_main_sleeps();
+      throw std::logic_error("to the file");
+    });
     goro::sleep_for(child_patience);
   });
   std::exit(0);
@@ -149,6 +164,7 @@ TEST(panic_DeathTest, exception_escaping_the_main_goroutine_ends_the_process) {
 void escaping_panic_error_program() {
   goro::run(goro::run_options{.maxprocs = 2}, [] {
     goro::go([] {
+      wait_until_main_sleeps();
       goro::wait_group wg;
       wg.done();  // throws goro::panic_error, which nobody catches
     });

@@ -94,8 +94,13 @@ bool timer_stop(timer* t) noexcept {
       }
       return removed;
     }
-    // Acquire pairs with the release store of 0 by whoever popped it.
-    if (t->busy.load(std::memory_order_acquire) == 0) return false;
+    // Acquire pairs with the release store of 0 by whoever popped it. A
+    // periodic timer's M put it back in a heap (heap stored, release) before
+    // clearing busy: look again rather than report it stopped.
+    if (t->busy.load(std::memory_order_acquire) == 0) {
+      if (t->heap.load(std::memory_order_acquire) == nullptr) return false;
+      continue;
+    }
     cpu_relax();
   }
 }
