@@ -122,10 +122,7 @@ class pipeline {
   recv_chan<T> source(std::string name, F f, std::size_t buffer = 0) {
     chan<T> out = make_chan<T>(buffer);
     spawn(std::move(name), [this, out, f = std::move(f)]() mutable {
-      struct closer {
-        const chan<T>& c;
-        ~closer() { c.close(); }
-      } close_at_end{out};
+      close_at_exit<T> closer{out};
       auto emit = [this, &out](T v) -> bool { return !out.send(ctx_, std::move(v)); };
       f(emit);
     });
@@ -146,31 +143,29 @@ class pipeline {
       chan<std::monostate> slots = make_chan<std::monostate>(static_cast<std::size_t>(parallelism));
       auto workers = std::make_shared<wait_group>();
       struct finish {
-        const std::shared_ptr<wait_group>& wg;
+        wait_group& workers;
         const chan<Out>& out;
         ~finish() {
-          wg->wait();  // every value in flight is delivered (or dropped on cancel)
+          workers.wait();  // every value in flight is delivered (or dropped on cancel)
           out.close();
         }
-      } at_end{workers, out};
-      for (;;) {
-        std::error_code ec;
-        std::optional<In> v = in.recv(ctx_, ec);
-        if (ec || !v) return;  // cancelled, or input done
-        if (slots.send(ctx_, std::monostate{})) return;  // a slot: blocks at parallelism
+      } at_end{*workers, out};
+      for_each_value(in, [&](In v) {
+        if (slots.send(ctx_, std::monostate{})) return false;  // a slot: blocks at parallelism
         workers->add(1);
-        spawn(name, [this, v = std::move(*v), out, slots, workers, shared_f]() mutable {
+        spawn(name, [this, v = std::move(v), out, slots, workers, shared_f]() mutable {
           struct release {
-            const chan<std::monostate>& s;
-            wait_group& wg;
+            const chan<std::monostate>& slots;
+            wait_group& workers;
             ~release() {
-              (void)s.try_recv();
-              wg.done();
+              (void)slots.try_recv();
+              workers.done();
             }
           } rel{slots, *workers};
           deliver(out, detail::call_stage(*shared_f, ctx_, std::move(v)));
         });
-      }
+        return true;
+      });
     });
     return recv_chan<Out>(out);
   }
@@ -181,27 +176,20 @@ class pipeline {
   auto map_ordered(std::string name, recv_chan<In> in, int parallelism, F f, std::size_t buffer = 0) {
     using result = detail::stage_result_t<F, In>;
     using Out = typename detail::stage_value<std::decay_t<result>>::type;
+    using numbered_in = std::pair<std::uint64_t, In>;
     using tagged = std::pair<std::uint64_t, std::optional<Out>>;
     check_parallelism(parallelism);
     // Number the inputs, map them unordered with their numbers, then reorder.
-    chan<std::pair<std::uint64_t, In>> numbered = make_chan<std::pair<std::uint64_t, In>>();
+    chan<numbered_in> numbered = make_chan<numbered_in>();
     spawn(name, [this, in, numbered] {
-      struct closer {
-        const chan<std::pair<std::uint64_t, In>>& c;
-        ~closer() { c.close(); }
-      } close_at_end{numbered};
+      close_at_exit<numbered_in> closer{numbered};
       std::uint64_t seq = 0;
-      for (;;) {
-        std::error_code ec;
-        std::optional<In> v = in.recv(ctx_, ec);
-        if (ec || !v) return;
-        if (numbered.send(ctx_, std::pair<std::uint64_t, In>(seq++, std::move(*v)))) return;
-      }
+      for_each_value(in, [&](In v) { return !numbered.send(ctx_, numbered_in(seq++, std::move(v))); });
     });
     auto shared_f = std::make_shared<F>(std::move(f));
     recv_chan<tagged> done = map(
-        name, recv_chan<std::pair<std::uint64_t, In>>(numbered), parallelism,
-        [shared_f](const context& ctx, std::pair<std::uint64_t, In> p) -> tagged {
+        name, recv_chan<numbered_in>(numbered), parallelism,
+        [shared_f](const context& ctx, numbered_in p) -> tagged {
           auto r = detail::call_stage(*shared_f, ctx, std::move(p.second));
           if constexpr (detail::is_optional<std::decay_t<decltype(r)>>::value) {
             return tagged(p.first, std::move(r));
@@ -211,23 +199,18 @@ class pipeline {
         });
     chan<Out> out = make_chan<Out>(buffer);
     spawn(std::move(name), [this, done, out] {
-      struct closer {
-        const chan<Out>& c;
-        ~closer() { c.close(); }
-      } close_at_end{out};
+      close_at_exit<Out> closer{out};
       std::map<std::uint64_t, std::optional<Out>> early;  // at most parallelism entries
       std::uint64_t next = 0;
-      for (;;) {
-        std::error_code ec;
-        std::optional<tagged> t = done.recv(ctx_, ec);
-        if (ec || !t) return;
-        early.emplace(t->first, std::move(t->second));
+      for_each_value(done, [&](tagged t) {
+        early.emplace(t.first, std::move(t.second));
         for (auto it = early.find(next); it != early.end(); it = early.find(++next)) {
           std::optional<Out> v = std::move(it->second);
           early.erase(it);
-          if (v && out.send(ctx_, std::move(*v))) return;
+          if (v && out.send(ctx_, std::move(*v))) return false;
         }
-      }
+        return true;
+      });
     });
     return recv_chan<Out>(out);
   }
@@ -240,20 +223,15 @@ class pipeline {
     if (ins.empty()) out.close();
     for (recv_chan<T>& in : ins) {
       spawn(name, [this, in, out, left] {
-        struct closer {
+        struct close_if_last {
           const chan<T>& c;
           std::atomic<std::size_t>& left;
-          ~closer() {
+          ~close_if_last() {
             // acq_rel: the last forwarder closes after every other forwarder's sends.
             if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.close();
           }
-        } close_at_end{out, *left};
-        for (;;) {
-          std::error_code ec;
-          std::optional<T> v = in.recv(ctx_, ec);
-          if (ec || !v) return;
-          if (out.send(ctx_, std::move(*v))) return;
-        }
+        } closer{out, *left};
+        forward(in, out);
       });
     }
     return recv_chan<T>(out);
@@ -269,16 +247,8 @@ class pipeline {
       chan<T> out = make_chan<T>(buffer);
       outs.emplace_back(out);
       spawn(name, [this, in, out] {
-        struct closer {
-          const chan<T>& c;
-          ~closer() { c.close(); }
-        } close_at_end{out};
-        for (;;) {
-          std::error_code ec;
-          std::optional<T> v = in.recv(ctx_, ec);
-          if (ec || !v) return;
-          if (out.send(ctx_, std::move(*v))) return;
-        }
+        close_at_exit<T> closer{out};
+        forward(in, out);
       });
     }
     return outs;
@@ -288,12 +258,10 @@ class pipeline {
   template <class T, class F>
   void sink(std::string name, recv_chan<T> in, F f) {
     spawn(std::move(name), [this, in, f = std::move(f)]() mutable {
-      for (;;) {
-        std::error_code ec;
-        std::optional<T> v = in.recv(ctx_, ec);
-        if (ec || !v) return;
-        detail::call_stage(f, ctx_, std::move(*v));
-      }
+      for_each_value(in, [&](T v) {
+        detail::call_stage(f, ctx_, std::move(v));
+        return true;
+      });
     });
   }
 
@@ -323,6 +291,30 @@ class pipeline {
       wg_.done();
       throw;
     }
+  }
+
+  // Closes a stage's output when the stage's goroutine ends, however it ends.
+  template <class T>
+  struct close_at_exit {
+    const chan<T>& c;
+    ~close_at_exit() { c.close(); }
+  };
+
+  // Receives from in until it is closed and drained or the pipeline is
+  // cancelled, calling each(value); each returns false to stop early.
+  template <class T, class Each>
+  void for_each_value(const recv_chan<T>& in, Each&& each) {
+    for (;;) {
+      std::error_code ec;
+      std::optional<T> v = in.recv(ctx_, ec);
+      if (ec || !v || !each(std::move(*v))) return;
+    }
+  }
+
+  // Copies in to out until in ends or the pipeline is cancelled.
+  template <class T>
+  void forward(const recv_chan<T>& in, const chan<T>& out) {
+    for_each_value(in, [&](T v) { return !out.send(ctx_, std::move(v)); });
   }
 
   template <class Out, class R>
