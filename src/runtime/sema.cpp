@@ -175,73 +175,63 @@ void run_stand_in(bucket& b, sema_waiter* s, bool handed) noexcept {
   in_stand_in = false;
 }
 
-}  // namespace
-
-void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason) {
-  if (try_take(addr)) return;
+// The waiting loop of sem_acquire (tok == nullptr) and of
+// sem_acquire_cancellable. True once a unit is taken; false if tok was
+// cancelled first.
+bool acquire_slow(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
+                  sem_cancel_token* tok) {
   bucket& b = bucket_for(addr);
   for (;;) {
     sema_waiter w;
     w.addr = addr;
     b.lock.lock();
-    // seq_cst: Dekker with sem_release (its fetch_add on *addr, then nwait).
-    b.nwait.fetch_add(1, std::memory_order_seq_cst);
-    if (try_take(addr)) {
-      b.nwait.fetch_sub(1, std::memory_order_relaxed);
-      b.lock.unlock();
-      return;
-    }
-    enqueue(b, &w, lifo);
-    w.park.park_unlock(b.lock, reason);
-    // The releaser removed us from the queue and decremented nwait.
-    if (w.ticket || try_take(addr)) return;
-  }
-}
-
-bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
-                             sem_cancel_token& tok) {
-  if (try_take(addr)) return true;
-  bucket& b = bucket_for(addr);
-  for (;;) {
-    sema_waiter w;
-    w.addr = addr;
-    b.lock.lock();
-    if (tok.requested) {
-      if (tok.stand_in != nullptr) {
-        // Queue a stand-in in our place (sema.hpp), unless a unit is free.
-        b.nwait.fetch_add(1, std::memory_order_seq_cst);  // Dekker, as below
-        if (try_take(addr)) {
-          b.nwait.fetch_sub(1, std::memory_order_relaxed);
-          b.lock.unlock();
-          return true;
-        }
-        enqueue(b, new_stand_in(tok), lifo);
-      }
+    const bool cancelled = tok != nullptr && tok->requested;
+    if (cancelled && tok->stand_in == nullptr) {
       b.lock.unlock();
       return false;
     }
     // seq_cst: Dekker with sem_release (its fetch_add on *addr, then nwait).
     b.nwait.fetch_add(1, std::memory_order_seq_cst);
-    if (try_take(addr)) {
+    if (try_take(addr)) {  // a free unit is taken even when cancelled
       b.nwait.fetch_sub(1, std::memory_order_relaxed);
       b.lock.unlock();
       return true;
     }
+    if (cancelled) {
+      enqueue(b, new_stand_in(*tok), lifo);  // a stand-in in our place (sema.hpp)
+      b.lock.unlock();
+      return false;
+    }
     enqueue(b, &w, lifo);
-    tok.waiter = &w;
+    if (tok != nullptr) tok->waiter = &w;
     w.park.park_unlock(b.lock, reason);
     // Dequeued, and nwait decremented, by exactly one of a releaser and
-    // sem_cancel, which then woke us. tok.waiter was cleared by sem_cancel,
-    // or is stale: clear it before w goes.
-    {
-      lock_guard lk(b.lock);
-      tok.waiter = nullptr;
+    // sem_cancel, which then woke us.
+    if (tok != nullptr) {
+      // sem_cancel cleared tok->waiter, or it is stale: clear it before w goes.
+      {
+        lock_guard lk(b.lock);
+        tok->waiter = nullptr;
+      }
+      if (w.cancelled) return false;
     }
-    if (w.cancelled) return false;
     if (w.ticket || try_take(addr)) return true;
     // A release woke us but another taker was faster (Go's barging): wait
-    // again, unless we were cancelled meanwhile (checked under the lock).
+    // again (a cancellable wait checks tok under the lock first).
   }
+}
+
+}  // namespace
+
+void sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason) {
+  if (try_take(addr)) return;
+  (void)acquire_slow(addr, lifo, reason, nullptr);
+}
+
+bool sem_acquire_cancellable(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
+                             sem_cancel_token& tok) {
+  if (try_take(addr)) return true;
+  return acquire_slow(addr, lifo, reason, &tok);
 }
 
 void sem_cancel(sem_cancel_token& tok) noexcept {
