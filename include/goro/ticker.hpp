@@ -26,28 +26,12 @@
 
 namespace goro {
 
-class ticker {
+class ticker : private detail::timer_handle {
  public:
   ticker() noexcept = default;
   template <class Rep, class Period>
-  explicit ticker(std::chrono::duration<Rep, Period> period) {
-    const std::int64_t p = detail::to_ns(period);
-    if (p <= 0) throw panic_error("non-positive interval for NewTicker");
-    obj_ = detail::timer_new_chan(detail::deadline_after(period), p);
-    c_ = recv_chan<time_point>::adopt(detail::timer_chan_core(obj_));
-  }
-  ticker(const ticker& o) noexcept : obj_(o.obj_), c_(o.c_) {
-    if (obj_ != nullptr) detail::timer_obj_retain(obj_);
-  }
-  ticker(ticker&& o) noexcept : obj_(std::exchange(o.obj_, nullptr)), c_(std::move(o.c_)) {}
-  ticker& operator=(ticker o) noexcept {
-    std::swap(obj_, o.obj_);
-    c_.swap(o.c_);
-    return *this;
-  }
-  ~ticker() {
-    if (obj_ != nullptr) detail::timer_obj_release(obj_);
-  }
+  explicit ticker(std::chrono::duration<Rep, Period> period)
+      : timer_handle(detail::timer_new_chan(detail::deadline_after(period), checked_period(period))) {}
 
   /// The channel ticks arrive on (Go's t.C).
   const recv_chan<time_point>& c() const noexcept { return c_; }
@@ -69,8 +53,12 @@ class ticker {
   }
 
  private:
-  detail::timer_obj* obj_ = nullptr;
-  recv_chan<time_point> c_;
+  template <class Rep, class Period>
+  static std::int64_t checked_period(std::chrono::duration<Rep, Period> period) {
+    const std::int64_t p = detail::to_ns(period);
+    if (p <= 0) throw panic_error("non-positive interval for NewTicker");
+    return p;
+  }
 };
 
 }  // namespace goro

@@ -70,27 +70,44 @@ std::int64_t to_ns(std::chrono::duration<Rep, Period> d) noexcept {
 /// The value a timer or ticker delivers: when it fired.
 using time_point = std::chrono::steady_clock::time_point;
 
-class timer {
+namespace detail {
+/// What goro::timer and goro::ticker hold: a counted reference to the timer
+/// object and, for a channel timer, a handle to its channel.
+class timer_handle {
+ public:
+  timer_handle() noexcept = default;
+  /// Adopts the object's first handle reference and, for a channel timer,
+  /// the channel's first handle reference (timer_new_chan).
+  explicit timer_handle(timer_obj* adopted) noexcept : obj_(adopted) {
+    if (chan_core* c = timer_chan_core(obj_)) c_ = recv_chan<time_point>::adopt(c);
+  }
+  timer_handle(const timer_handle& o) noexcept : obj_(o.obj_), c_(o.c_) {
+    if (obj_ != nullptr) timer_obj_retain(obj_);
+  }
+  timer_handle(timer_handle&& o) noexcept : obj_(std::exchange(o.obj_, nullptr)), c_(std::move(o.c_)) {}
+  timer_handle& operator=(timer_handle o) noexcept {
+    std::swap(obj_, o.obj_);
+    c_.swap(o.c_);
+    return *this;
+  }
+  ~timer_handle() {
+    if (obj_ != nullptr) timer_obj_release(obj_);
+  }
+
+ protected:
+  timer_obj* obj_ = nullptr;
+  recv_chan<time_point> c_;
+};
+}  // namespace detail
+
+class timer : private detail::timer_handle {
  public:
   /// An empty handle: no timer (stop() and reset() throw).
   timer() noexcept = default;
   /// Starts a timer that delivers one value to c() after d (Go's NewTimer).
   template <class Rep, class Period>
   explicit timer(std::chrono::duration<Rep, Period> d)
-      : timer(detail::timer_new_chan(detail::deadline_after(d), 0)) {}
-
-  timer(const timer& o) noexcept : obj_(o.obj_), c_(o.c_) {
-    if (obj_ != nullptr) detail::timer_obj_retain(obj_);
-  }
-  timer(timer&& o) noexcept : obj_(std::exchange(o.obj_, nullptr)), c_(std::move(o.c_)) {}
-  timer& operator=(timer o) noexcept {
-    std::swap(obj_, o.obj_);
-    c_.swap(o.c_);
-    return *this;
-  }
-  ~timer() {
-    if (obj_ != nullptr) detail::timer_obj_release(obj_);
-  }
+      : timer_handle(detail::timer_new_chan(detail::deadline_after(d), 0)) {}
 
   /// The channel the timer delivers to (Go's t.C); nil for after_func.
   const recv_chan<time_point>& c() const noexcept { return c_; }
@@ -110,18 +127,11 @@ class timer {
   template <class Rep, class Period, class F>
   friend timer after_func(std::chrono::duration<Rep, Period>, F&&);
 
-  // Adopts the object's first handle reference and, for a channel timer,
-  // the channel's first handle reference.
-  explicit timer(detail::timer_obj* adopted) noexcept : obj_(adopted) {
-    if (detail::chan_core* c = detail::timer_chan_core(obj_)) c_ = recv_chan<time_point>::adopt(c);
-  }
+  explicit timer(detail::timer_obj* adopted) noexcept : timer_handle(adopted) {}
   detail::timer_obj* checked() const {
     if (obj_ == nullptr) throw panic_error("time: Stop or Reset called on uninitialized Timer");
     return obj_;
   }
-
-  detail::timer_obj* obj_ = nullptr;
-  recv_chan<time_point> c_;
 };
 
 /// A channel that receives the time once d has passed (Go's time.After).

@@ -148,7 +148,6 @@ void run_after_func(ctx_after_func_rec* r) noexcept {
   }
 }
 
-void destroy_chain(ctx_node* n) noexcept;
 
 
 // One node of a cancel: sets its err and cause, closes done, fires its
@@ -402,24 +401,28 @@ const void* ctx_value(const ctx_node* n, const void* key) noexcept {
   return nullptr;
 }
 
-ctx_node* ctx_with_cancel(ctx_node* parent) {
+namespace {
+// A new canceller, not yet published. It holds two node references (the
+// context handle and the cancel_func made with it) and one cancel reference.
+ctx_node* new_canceller(ctx_node* parent) {
   ctx_node* n = new_node(parent, ctx_node::kind_t::canceller);
   n->canceller = n;
-  // The cancel_func made with it: one cancel reference, one node reference
-  // (the context handle holds the first).
   n->cancel_refs.store(1, std::memory_order_relaxed);
   n->refs.store(2, std::memory_order_relaxed);
+  return n;
+}
+}  // namespace
+
+ctx_node* ctx_with_cancel(ctx_node* parent) {
+  ctx_node* n = new_canceller(parent);
   propagate(n);
   return n;
 }
 
 ctx_node* ctx_with_deadline(ctx_node* parent, std::int64_t deadline_ns) {
   if (parent->deadline <= deadline_ns) return ctx_with_cancel(parent);  // as Go does
-  ctx_node* n = new_node(parent, ctx_node::kind_t::canceller);
-  n->canceller = n;
+  ctx_node* n = new_canceller(parent);
   n->deadline = deadline_ns;
-  n->cancel_refs.store(1, std::memory_order_relaxed);
-  n->refs.store(2, std::memory_order_relaxed);  // the context and the cancel_func
   // The timer is set up, and has_timer true, before the node is published
   // (propagate, timer_start): whoever cancels or frees it may stop a timer
   // that has not started yet, which is harmless.
