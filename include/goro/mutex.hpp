@@ -92,6 +92,7 @@ class mutex {
   void lock_slow() { (void)lock_slow(nullptr); }
   std::error_code lock_slow(const context* ctx);
   void unlock_slow(std::int32_t now) noexcept;
+  void take_handoff(std::int32_t old, bool leave_starvation) noexcept;
   static void stand_in_woken(void* self, bool handed) noexcept;
 
   std::atomic<std::int32_t> state_{0};

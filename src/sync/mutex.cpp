@@ -121,19 +121,27 @@ std::error_code mutex::lock_slow(const context* ctx) {
       starving = starving || detail::nanotime() - wait_start > starvation_threshold_ns;
       old = state_.load(std::memory_order_acquire);
       if ((old & starving_bit) != 0) {
-        // Handed off to us: the mutex is marked unlocked-but-ours.
-        if ((old & (locked_bit | woken_bit)) != 0 || (old >> waiter_shift) == 0)
-          detail::fatal_error("sync: inconsistent mutex state");
-        std::int32_t delta = locked_bit - (1 << waiter_shift);
-        if (!starving || (old >> waiter_shift) == 1) delta -= starving_bit;  // leave starvation
-        state_.fetch_add(delta, std::memory_order_acquire);
-        detail::race_acquire(&state_);
+        // Handed off to us: leave starvation mode unless we starved too.
+        take_handoff(old, !starving || (old >> waiter_shift) == 1);
         return {};
       }
       awoke = true;
       iter = 0;
     }
   }
+}
+
+// Starvation mode handed the mutex to the caller (the unlocker left it
+// unlocked-but-owned, still counting the caller as a waiter): make it
+// locked, count the caller out, and leave starvation mode if asked.
+void mutex::take_handoff(std::int32_t old, bool leave_starvation) noexcept {
+  if ((old & (locked_bit | woken_bit)) != 0 || (old >> waiter_shift) == 0)
+    detail::fatal_error("sync: inconsistent mutex state");
+  std::int32_t delta = locked_bit - (1 << waiter_shift);
+  if (leave_starvation) delta -= starving_bit;
+  // Acquire pairs with the release in unlock().
+  state_.fetch_add(delta, std::memory_order_acquire);
+  detail::race_acquire(&state_);
 }
 
 // The stand-in of a cancelled lock(ctx) waiter got the wake-up that waiter
@@ -147,13 +155,10 @@ void mutex::stand_in_woken(void* self, bool handed) noexcept {
   auto* m = static_cast<mutex*>(self);
   std::int32_t old = m->state_.load(std::memory_order_acquire);
   if ((old & starving_bit) != 0) {
-    // Starvation mode: the mutex was handed to us (lock_slow's handoff
-    // branch). Take it, leave starvation mode (we did not starve), and
-    // unlock at once: the next waiter gets it in the ordinary way.
-    if ((old & (locked_bit | woken_bit)) != 0 || (old >> waiter_shift) == 0)
-      detail::fatal_error("sync: inconsistent mutex state");
-    m->state_.fetch_add(locked_bit - (1 << waiter_shift) - starving_bit, std::memory_order_acquire);
-    detail::race_acquire(&m->state_);
+    // Starvation mode: the mutex was handed to us. Take it, leave
+    // starvation mode (we did not starve), and unlock at once: the next
+    // waiter gets it in the ordinary way.
+    m->take_handoff(old, true);
     m->unlock();
     return;
   }
