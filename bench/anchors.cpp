@@ -379,10 +379,17 @@ struct workload {
 };
 
 constexpr workload kWorkloads[] = {
-    {"skynet", &skynet}, {"pingpong", &pingpong}, {"spsc_buffered", &spsc_buffered},
-    {"mpmc", &mpmc},     {"select2", &select2},   {"spawn", &spawn},
-    {"mutex", &mutex},   {"timers", &timers},     {"idle_mem", &idle_mem},
-    {"ctx_tree", &ctx_tree}, {"fresh_timeout", &fresh_timeout},
+    {"skynet", &skynet},
+    {"pingpong", &pingpong},
+    {"spsc_buffered", &spsc_buffered},
+    {"mpmc", &mpmc},
+    {"select2", &select2},
+    {"spawn", &spawn},
+    {"mutex", &mutex},
+    {"timers", &timers},
+    {"idle_mem", &idle_mem},
+    {"ctx_tree", &ctx_tree},
+    {"fresh_timeout", &fresh_timeout},
 };
 
 int usage(const char* argv0) {

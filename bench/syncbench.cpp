@@ -31,7 +31,8 @@ constexpr int workers = 8;
 
 // Go: fmt.Printf("%s %.1f ns/op\n", name, float64(el.Nanoseconds())/float64(ops))
 void report_ns(const char* name, clock_type::time_point start, long ops) {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
   std::printf("%s %.2f ns/op\n", name, static_cast<double>(ns) / static_cast<double>(ops));
   std::fflush(stdout);
 }
@@ -167,10 +168,8 @@ struct workload {
 };
 
 constexpr workload kWorkloads[] = {
-    {"rw_read_heavy", &rw_read_heavy},
-    {"pool_getput", &pool_getput},
-    {"once_fast", &once_fast},
-    {"sem_acqrel", &sem_acqrel},
+    {"rw_read_heavy", &rw_read_heavy},   {"pool_getput", &pool_getput},
+    {"once_fast", &once_fast},           {"sem_acqrel", &sem_acqrel},
     {"errgroup_spawn", &errgroup_spawn},
 };
 

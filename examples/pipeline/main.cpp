@@ -53,7 +53,8 @@ using steady = std::chrono::steady_clock;
 constexpr int exit_ok = 0, exit_bad_input = 1, exit_usage = 2, exit_interrupted = 130;
 
 // Built-in sample, written for this example.
-constexpr std::string_view sample_text = R"(A goroutine is a function that runs on its own, beside the others.
+constexpr std::string_view sample_text =
+    R"(A goroutine is a function that runs on its own, beside the others.
 Channels carry values from one goroutine to another; a send waits for a receiver.
 Select waits on several channels at once and takes the first that is ready.
 A context carries a deadline and a cancel signal to every goroutine that needs them.
@@ -286,37 +287,42 @@ int run_pipeline(const options& o, const sigset_t& signals) {
   const auto start = steady::now();
   goro::pipeline p(root);
 
-  auto source = p.source<line>("read", [&](auto emit) {
-    long n = 0;
-    auto send = [&](std::string text) {
-      line l{++n, std::move(text)};
-      check_line(l);
-      return emit(std::move(l));
-    };
-    if (o.input.empty()) {
-      for (long r = 0; r < o.repeat; ++r) {
-        std::size_t pos = 0;
-        while (pos <= sample_text.size()) {
-          std::size_t nl = sample_text.find('\n', pos);
-          if (nl == std::string_view::npos) nl = sample_text.size();
-          if (!send(std::string(sample_text.substr(pos, nl - pos)))) return;
-          pos = nl + 1;
+  auto source = p.source<line>(
+      "read",
+      [&](auto emit) {
+        long n = 0;
+        auto send = [&](std::string text) {
+          line l{++n, std::move(text)};
+          check_line(l);
+          return emit(std::move(l));
+        };
+        if (o.input.empty()) {
+          for (long r = 0; r < o.repeat; ++r) {
+            std::size_t pos = 0;
+            while (pos <= sample_text.size()) {
+              std::size_t nl = sample_text.find('\n', pos);
+              if (nl == std::string_view::npos) nl = sample_text.size();
+              if (!send(std::string(sample_text.substr(pos, nl - pos)))) return;
+              pos = nl + 1;
+            }
+          }
+        } else if (o.input == "-") {
+          std::error_code ec;
+          while (std::optional<std::string> s = stdin_lines.recv(p.ctx(), ec))
+            if (!send(std::move(*s))) return;
+        } else {
+          std::ifstream in(o.input, std::ios::binary);
+          if (!in) throw bad_input("cannot open '" + o.input + "': " + std::strerror(errno));
+          for (std::string s; std::getline(in, s);)
+            if (!send(std::move(s))) return;
+          if (in.bad()) throw bad_input("reading '" + o.input + "' failed");
         }
-      }
-    } else if (o.input == "-") {
-      std::error_code ec;
-      while (std::optional<std::string> s = stdin_lines.recv(p.ctx(), ec))
-        if (!send(std::move(*s))) return;
-    } else {
-      std::ifstream in(o.input, std::ios::binary);
-      if (!in) throw bad_input("cannot open '" + o.input + "': " + std::strerror(errno));
-      for (std::string s; std::getline(in, s);)
-        if (!send(std::move(s))) return;
-      if (in.bad()) throw bad_input("reading '" + o.input + "' failed");
-    }
-  }, 64);
-  auto tokens = p.map("tokenize", source, o.workers, [](line l) { return tokenize(l); }, 64);
-  auto per_line = p.map("count", tokens, o.workers, [](words ws) { return count(std::move(ws)); }, 64);
+      },
+      64);
+  auto tokens = p.map(
+      "tokenize", source, o.workers, [](line l) { return tokenize(l); }, 64);
+  auto per_line = p.map(
+      "count", tokens, o.workers, [](words ws) { return count(std::move(ws)); }, 64);
   p.sink("merge", per_line, [&](counts c) {
     long n = 0;
     for (auto& [w, k] : c) {
@@ -338,7 +344,8 @@ int run_pipeline(const options& o, const sigset_t& signals) {
       const bool tty = isatty(STDERR_FILENO) == 1;
       for (bool more = true; more;) {
         goro::select(goro::on_recv(tick.c()), goro::on_done(progress_ctx, [&] { more = false; }));
-        std::fprintf(stderr, tty ? "\r  %ld lines, %ld words%s" : "progress: %ld lines, %ld words%s\n",
+        std::fprintf(stderr,
+                     tty ? "\r  %ld lines, %ld words%s" : "progress: %ld lines, %ld words%s\n",
                      t.lines.load(), t.words.load(), !more && tty ? "\n" : "");
       }
       progress_done.done();

@@ -181,9 +181,7 @@ class chan_handle {
   explicit chan_handle(chan_core* adopted) noexcept : core_(adopted) {}
 
   // --- sending ---
-  void send_impl(T& v) const {
-    (void)chan_send(core_, std::addressof(v), true, no_deadline);
-  }
+  void send_impl(T& v) const { (void)chan_send(core_, std::addressof(v), true, no_deadline); }
   chan_status send_impl(T& v, bool block, std::int64_t deadline) const {
     return chan_send(core_, std::addressof(v), block, deadline);
   }
@@ -262,7 +260,8 @@ class recv_ops {
       *static_cast<T*>(dst) = std::move(*static_cast<T*>(src));
     };
     std::error_code ec;
-    ok = detail::chan_recv_ctx(self().core(), std::addressof(out), take, ctx, ec) == chan_status::ok;
+    ok =
+        detail::chan_recv_ctx(self().core(), std::addressof(out), take, ctx, ec) == chan_status::ok;
     return ec;
   }
   /// The value, or std::nullopt with ec empty (closed and drained) or set to
@@ -270,7 +269,8 @@ class recv_ops {
   std::optional<T> recv(const context& ctx, std::error_code& ec) const {
     std::optional<T> out;
     ec.clear();
-    (void)detail::chan_recv_ctx(self().core(), &out, &detail::chan_ops_for<T>::take_optional, ctx, ec);
+    (void)detail::chan_recv_ctx(self().core(), &out, &detail::chan_ops_for<T>::take_optional, ctx,
+                                ec);
     return out;
   }
 
@@ -318,18 +318,14 @@ class send_ops {
   /// panic_error("send on closed channel") (v untouched) if the channel is or
   /// becomes closed first.
   void send(T&& v) const { self().send_impl(v); }
-  void send(const T& v) const
-    requires std::is_copy_constructible_v<T>
-  {
+  void send(const T& v) const requires std::is_copy_constructible_v<T> {
     T copy(v);
     self().send_impl(copy);
   }
   /// Sends only if that needs no waiting: ok or not_ready. Moves from v only
   /// on ok.
   chan_status try_send(T&& v) const { return self().send_impl(v, false, 0); }
-  chan_status try_send(const T& v) const
-    requires std::is_copy_constructible_v<T>
-  {
+  chan_status try_send(const T& v) const requires std::is_copy_constructible_v<T> {
     T copy(v);
     return self().send_impl(copy, false, 0);
   }
@@ -339,9 +335,8 @@ class send_ops {
     return self().send_impl(v, true, detail::deadline_after(d));
   }
   template <class Rep, class Period>
-  chan_status send_for(const T& v, std::chrono::duration<Rep, Period> d) const
-    requires std::is_copy_constructible_v<T>
-  {
+  chan_status send_for(const T& v, std::chrono::duration<Rep, Period> d)
+      const requires std::is_copy_constructible_v<T> {
     T copy(v);
     return self().send_impl(copy, true, detail::deadline_after(d));
   }
@@ -356,9 +351,8 @@ class send_ops {
   [[nodiscard]] std::error_code send(const context& ctx, T&& v) const {
     return detail::chan_send_ctx(self().core(), std::addressof(v), ctx);
   }
-  [[nodiscard]] std::error_code send(const context& ctx, const T& v) const
-    requires std::is_copy_constructible_v<T>
-  {
+  [[nodiscard]] std::error_code send(const context& ctx,
+                                     const T& v) const requires std::is_copy_constructible_v<T> {
     T copy(v);
     return detail::chan_send_ctx(self().core(), std::addressof(copy), ctx);
   }

@@ -138,9 +138,7 @@ class context {
   }
 
   /// Identity, as Go compares contexts.
-  friend bool operator==(const context& a, const context& b) noexcept {
-    return a.node_ == b.node_;
-  }
+  friend bool operator==(const context& a, const context& b) noexcept { return a.node_ == b.node_; }
 
   detail::ctx_node* node() const noexcept { return node_; }
   /// Adopts a node reference (internal).
@@ -206,7 +204,8 @@ class cancel_cause_func : private cancel_func {
 }
 
 /// with_cancel whose cancel records a cause (see cause()).
-[[nodiscard]] inline std::pair<context, cancel_cause_func> with_cancel_cause(const context& parent) {
+[[nodiscard]] inline std::pair<context, cancel_cause_func> with_cancel_cause(
+    const context& parent) {
   detail::ctx_node* n = detail::ctx_with_cancel(parent.node());
   return {context::adopt(n), cancel_cause_func(n)};
 }
@@ -235,7 +234,7 @@ template <class Rep, class Period>
 
 /// A child carrying key -> T(value) (Go's WithValue).
 template <class T, class U>
-  requires std::is_constructible_v<T, U&&>
+requires std::is_constructible_v<T, U&&>
 [[nodiscard]] context with_value(const context& parent, const context_key<T>& key, U&& value) {
   std::shared_ptr<const void> v = std::make_shared<const T>(std::forward<U>(value));
   return context::adopt(detail::ctx_with_value(parent.node(), &key, std::move(v)));
@@ -281,7 +280,8 @@ class after_func_stop {
 /// unless stopped first (Go's context.AfterFunc). f runs at most once.
 template <class F>
 after_func_stop after_func(const context& ctx, F&& f) {
-  return after_func_stop(detail::ctx_after_func(ctx.node(), std::function<void()>(std::forward<F>(f))));
+  return after_func_stop(
+      detail::ctx_after_func(ctx.node(), std::function<void()>(std::forward<F>(f))));
 }
 
 /// A select case that is chosen once ctx is done (a receive from
@@ -290,7 +290,8 @@ after_func_stop after_func(const context& ctx, F&& f) {
 template <class F = detail::no_callback>
 recv_case<std::monostate, std::decay_t<F>> on_done(const context& ctx, F&& f = {}) {
   auto cb = std::forward<F>(f);
-  return recv_case<std::monostate, std::decay_t<F>>(detail::ctx_done_core(ctx.node()), std::move(cb));
+  return recv_case<std::monostate, std::decay_t<F>>(detail::ctx_done_core(ctx.node()),
+                                                    std::move(cb));
 }
 
 }  // namespace goro

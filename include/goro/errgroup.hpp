@@ -192,9 +192,9 @@ class errgroup {
   wait_group wg_;
   std::optional<chan<std::monostate>> sem_;  // the limit: one element per active task
   mutex mu_;
-  bool failed_ = false;              // guarded by mu_
-  std::error_code err_;              // guarded by mu_: the first error
-  std::exception_ptr exception_;     // guarded by mu_: the first exception
+  bool failed_ = false;           // guarded by mu_
+  std::error_code err_;           // guarded by mu_: the first error
+  std::exception_ptr exception_;  // guarded by mu_: the first exception
 };
 
 }  // namespace goro

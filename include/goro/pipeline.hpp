@@ -9,7 +9,8 @@
 //   });
 //   auto parsed = p.map("parse", lines, 4, [](std::string l) { return parse(l); });   // 4 at once
 //   p.sink("count", parsed, [&](record r) { totals.add(r); });
-//   if (std::error_code ec = p.wait()) ...   // cancelled from outside; a stage's exception is rethrown
+//   if (std::error_code ec = p.wait()) ...   // cancelled from outside; a stage's exception is
+//   rethrown
 //
 // Semantics:
 //  - Each stage runs in goroutines the pipeline owns. A stage reads its
@@ -93,8 +94,8 @@ decltype(auto) call_stage(F& f, const context& ctx, In&& v) {
   }
 }
 template <class F, class In>
-using stage_result_t = decltype(call_stage(std::declval<F&>(), std::declval<const context&>(),
-                                           std::declval<In&&>()));
+using stage_result_t =
+    decltype(call_stage(std::declval<F&>(), std::declval<const context&>(), std::declval<In&&>()));
 }  // namespace detail
 
 class pipeline {
@@ -135,7 +136,8 @@ class pipeline {
   auto map(std::string name, recv_chan<In> in, int parallelism, F f, std::size_t buffer = 0) {
     using result = detail::stage_result_t<F, In>;
     using Out = typename detail::stage_value<std::decay_t<result>>::type;
-    static_assert(!std::is_void_v<Out>, "goro::pipeline::map: the stage function must return a value");
+    static_assert(!std::is_void_v<Out>,
+                  "goro::pipeline::map: the stage function must return a value");
     check_parallelism(parallelism);
     chan<Out> out = make_chan<Out>(buffer);
     auto shared_f = std::make_shared<F>(std::move(f));
@@ -173,7 +175,8 @@ class pipeline {
   /// map that delivers results in input order (at most parallelism results
   /// wait for an earlier one).
   template <class In, class F>
-  auto map_ordered(std::string name, recv_chan<In> in, int parallelism, F f, std::size_t buffer = 0) {
+  auto map_ordered(std::string name, recv_chan<In> in, int parallelism, F f,
+                   std::size_t buffer = 0) {
     using result = detail::stage_result_t<F, In>;
     using Out = typename detail::stage_value<std::decay_t<result>>::type;
     using numbered_in = std::pair<std::uint64_t, In>;
@@ -184,19 +187,20 @@ class pipeline {
     spawn(name, [this, in, numbered] {
       close_at_exit<numbered_in> closer{numbered};
       std::uint64_t seq = 0;
-      for_each_value(in, [&](In v) { return !numbered.send(ctx_, numbered_in(seq++, std::move(v))); });
+      for_each_value(in,
+                     [&](In v) { return !numbered.send(ctx_, numbered_in(seq++, std::move(v))); });
     });
     auto shared_f = std::make_shared<F>(std::move(f));
-    recv_chan<tagged> done = map(
-        name, recv_chan<numbered_in>(numbered), parallelism,
-        [shared_f](const context& ctx, numbered_in p) -> tagged {
-          auto r = detail::call_stage(*shared_f, ctx, std::move(p.second));
-          if constexpr (detail::is_optional<std::decay_t<decltype(r)>>::value) {
-            return tagged(p.first, std::move(r));
-          } else {
-            return tagged(p.first, std::optional<Out>(std::move(r)));
-          }
-        });
+    recv_chan<tagged> done =
+        map(name, recv_chan<numbered_in>(numbered), parallelism,
+            [shared_f](const context& ctx, numbered_in p) -> tagged {
+              auto r = detail::call_stage(*shared_f, ctx, std::move(p.second));
+              if constexpr (detail::is_optional<std::decay_t<decltype(r)>>::value) {
+                return tagged(p.first, std::move(r));
+              } else {
+                return tagged(p.first, std::optional<Out>(std::move(r)));
+              }
+            });
     chan<Out> out = make_chan<Out>(buffer);
     spawn(std::move(name), [this, done, out] {
       close_at_exit<Out> closer{out};
@@ -240,7 +244,8 @@ class pipeline {
   /// Fan-out: n channels that share the values of in, each value going to
   /// whichever output's consumer takes it first.
   template <class T>
-  std::vector<recv_chan<T>> fan_out(std::string name, recv_chan<T> in, int n, std::size_t buffer = 0) {
+  std::vector<recv_chan<T>> fan_out(std::string name, recv_chan<T> in, int n,
+                                    std::size_t buffer = 0) {
     check_parallelism(n);
     std::vector<recv_chan<T>> outs;
     for (int i = 0; i < n; ++i) {

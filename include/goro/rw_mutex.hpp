@@ -88,14 +88,14 @@ class rw_mutex {
  private:
   static constexpr std::int32_t max_readers = 1 << 30;
 
-  void lock_shared_wait();                          // a writer is pending: sleep
+  void lock_shared_wait();                           // a writer is pending: sleep
   void unlock_shared_slow(std::int32_t r) noexcept;  // a writer is pending: maybe wake it
-  void lock_shared_outline();                       // the whole operation (TSan builds)
+  void lock_shared_outline();                        // the whole operation (TSan builds)
   void unlock_shared_outline() noexcept;
 
-  mutex w_;                                 // held by the writer and by waiting writers
-  std::atomic<std::uint32_t> writer_sem_{0};  // the writer waits here for departing readers
-  std::atomic<std::uint32_t> reader_sem_{0};  // readers wait here for the writer
+  mutex w_;                                    // held by the writer and by waiting writers
+  std::atomic<std::uint32_t> writer_sem_{0};   // the writer waits here for departing readers
+  std::atomic<std::uint32_t> reader_sem_{0};   // readers wait here for the writer
   std::atomic<std::int32_t> reader_count_{0};  // readers; minus max_readers while a writer is in
   std::atomic<std::int32_t> reader_wait_{0};   // readers the writer still waits for
 };

@@ -113,9 +113,9 @@ class semaphore {
   // A waiting acquire, on its caller's stack; queued by address.
   struct waiter {
     std::int64_t n;
-    chan<std::monostate> ready;         // closed when granted
-    bool granted;                       // guarded by mu_
-    std::list<waiter*>::iterator pos;   // in waiters_ while not granted
+    chan<std::monostate> ready;        // closed when granted
+    bool granted;                      // guarded by mu_
+    std::list<waiter*>::iterator pos;  // in waiters_ while not granted
   };
 
   // Grants units to the waiters at the front, in order, while they fit.

@@ -50,8 +50,8 @@ void sleep_for(std::chrono::duration<Rep, Period> d) {
 template <class Rep, class Period>
 std::error_code sleep_for(const context& ctx, std::chrono::duration<Rep, Period> d) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return detail::sleep_until_ctx(detail::sleep_deadline_after(ns <= 0 ? 0 : static_cast<std::int64_t>(ns)),
-                                 ctx);
+  return detail::sleep_until_ctx(
+      detail::sleep_deadline_after(ns <= 0 ? 0 : static_cast<std::int64_t>(ns)), ctx);
 }
 
 /// sleep_for(ctx, t - now) on t's clock.

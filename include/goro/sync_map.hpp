@@ -58,12 +58,13 @@ class sync_map {
 
   /// A copy of key's value, if present.
   std::optional<V> load(const K& key) const {
-    std::optional<std::optional<V>> fast = read_.read([&](read_node* r) -> std::optional<std::optional<V>> {
-      auto it = r->m->find(key);
-      if (it != r->m->end()) return it->second->load();
-      if (!r->amended) return std::optional<V>();
-      return std::nullopt;  // ask the dirty map
-    });
+    std::optional<std::optional<V>> fast =
+        read_.read([&](read_node* r) -> std::optional<std::optional<V>> {
+          auto it = r->m->find(key);
+          if (it != r->m->end()) return it->second->load();
+          if (!r->amended) return std::optional<V>();
+          return std::nullopt;  // ask the dirty map
+        });
     if (fast) return std::move(*fast);
     std::shared_ptr<entry> e;
     {
@@ -86,11 +87,12 @@ class sync_map {
   /// Sets key's value; returns the previous one, if any.
   std::optional<V> swap(const K& key, V value) {
     auto n = std::make_unique<value_node>(std::move(value));
-    std::optional<std::optional<V>> fast = read_.read([&](read_node* r) -> std::optional<std::optional<V>> {
-      auto it = r->m->find(key);
-      if (it == r->m->end()) return std::nullopt;
-      return it->second->try_swap(n);  // nullopt if expunged
-    });
+    std::optional<std::optional<V>> fast =
+        read_.read([&](read_node* r) -> std::optional<std::optional<V>> {
+          auto it = r->m->find(key);
+          if (it == r->m->end()) return std::nullopt;
+          return it->second->try_swap(n);  // nullopt if expunged
+        });
     if (fast) return std::move(*fast);
     std::lock_guard lk(mu_);
     read_node* r = read_.peek();
@@ -109,11 +111,12 @@ class sync_map {
   /// returns it and false.
   std::pair<V, bool> load_or_store(const K& key, V value) {
     std::unique_ptr<value_node> n;
-    std::optional<std::pair<V, bool>> fast = read_.read([&](read_node* r) -> std::optional<std::pair<V, bool>> {
-      auto it = r->m->find(key);
-      if (it == r->m->end()) return std::nullopt;
-      return it->second->try_load_or_store(value, n);  // nullopt if expunged
-    });
+    std::optional<std::pair<V, bool>> fast =
+        read_.read([&](read_node* r) -> std::optional<std::pair<V, bool>> {
+          auto it = r->m->find(key);
+          if (it == r->m->end()) return std::nullopt;
+          return it->second->try_load_or_store(value, n);  // nullopt if expunged
+        });
     if (fast) return std::move(*fast);
     std::lock_guard lk(mu_);
     read_node* r = read_.peek();
@@ -173,9 +176,8 @@ class sync_map {
   /// returns false.
   template <class F>
   void range(F&& f) {
-    std::shared_ptr<const map_type> m = read_.read([&](read_node* r) {
-      return r->amended ? std::shared_ptr<const map_type>() : r->m;
-    });
+    std::shared_ptr<const map_type> m = read_.read(
+        [&](read_node* r) { return r->amended ? std::shared_ptr<const map_type>() : r->m; });
     if (!m) {
       std::lock_guard lk(mu_);
       read_node* r = read_.peek();
@@ -200,7 +202,9 @@ class sync_map {
     V value;
   };
   using value_ptr = detail::split_ref_ptr<value_node>;
-  static value_node* expunged() noexcept { return reinterpret_cast<value_node*>(std::uintptr_t{8}); }
+  static value_node* expunged() noexcept {
+    return reinterpret_cast<value_node*>(std::uintptr_t{8});
+  }
 
   struct entry {
     explicit entry(std::unique_ptr<value_node> n) : p(n.release()) {}
@@ -209,7 +213,9 @@ class sync_map {
     static bool absent(value_node* n) noexcept { return n == nullptr || n == expunged(); }
 
     std::optional<V> load() const {
-      return p.read([](value_node* n) { return absent(n) ? std::optional<V>() : std::optional<V>(n->value); });
+      return p.read([](value_node* n) {
+        return absent(n) ? std::optional<V>() : std::optional<V>(n->value);
+      });
     }
     // Replaces the value unless expunged; nullopt when expunged. Takes n.
     std::optional<std::optional<V>> try_swap(std::unique_ptr<value_node>& n) {
@@ -245,7 +251,8 @@ class sync_map {
     }
     // Go's tryLoadOrStore; nullopt when expunged. Creates n from value on
     // first need and keeps it for a retry.
-    std::optional<std::pair<V, bool>> try_load_or_store(const V& value, std::unique_ptr<value_node>& n) {
+    std::optional<std::pair<V, bool>> try_load_or_store(const V& value,
+                                                        std::unique_ptr<value_node>& n) {
       for (;;) {
         bool is_expunged = false;
         std::optional<V> cur_value = p.read([&](value_node* cur) {

@@ -31,7 +31,8 @@ class ticker : private detail::timer_handle {
   ticker() noexcept = default;
   template <class Rep, class Period>
   explicit ticker(std::chrono::duration<Rep, Period> period)
-      : timer_handle(detail::timer_new_chan(detail::deadline_after(period), checked_period(period))) {}
+      : timer_handle(
+            detail::timer_new_chan(detail::deadline_after(period), checked_period(period))) {}
 
   /// The channel ticks arrive on (Go's t.C).
   const recv_chan<time_point>& c() const noexcept { return c_; }

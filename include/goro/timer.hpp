@@ -84,7 +84,8 @@ class timer_handle {
   timer_handle(const timer_handle& o) noexcept : obj_(o.obj_), c_(o.c_) {
     if (obj_ != nullptr) timer_obj_retain(obj_);
   }
-  timer_handle(timer_handle&& o) noexcept : obj_(std::exchange(o.obj_, nullptr)), c_(std::move(o.c_)) {}
+  timer_handle(timer_handle&& o) noexcept
+      : obj_(std::exchange(o.obj_, nullptr)), c_(std::move(o.c_)) {}
   timer_handle& operator=(timer_handle o) noexcept {
     std::swap(obj_, o.obj_);
     c_.swap(o.c_);
@@ -148,8 +149,8 @@ recv_chan<time_point> after(std::chrono::duration<Rep, Period> d) {
 /// handle's stop() keeps f from running if it has not started.
 template <class Rep, class Period, class F>
 timer after_func(std::chrono::duration<Rep, Period> d, F&& f) {
-  return timer(detail::timer_new_func(detail::deadline_after(d),
-                                      std::function<void()>(std::forward<F>(f))));
+  return timer(
+      detail::timer_new_func(detail::deadline_after(d), std::function<void()>(std::forward<F>(f))));
 }
 
 }  // namespace goro

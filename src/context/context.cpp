@@ -55,9 +55,9 @@ struct ctx_node {
   // cancel_func copies alive; the last one gone cancels (context.hpp).
   std::atomic<std::int32_t> cancel_refs{0};
   kind_t kind = kind_t::root;
-  bool immortal = false;   // background() and todo()
-  ctx_node* parent = nullptr;     // owned reference; nullptr for roots
-  ctx_node* canceller = nullptr;  // self, the nearest cancelling ancestor, or nullptr
+  bool immortal = false;                // background() and todo()
+  ctx_node* parent = nullptr;           // owned reference; nullptr for roots
+  ctx_node* canceller = nullptr;        // self, the nearest cancelling ancestor, or nullptr
   std::int64_t deadline = no_deadline;  // effective: the earliest up the chain
 
   // value nodes
@@ -147,8 +147,6 @@ void run_after_func(ctx_after_func_rec* r) noexcept {
     fatal_error("context: could not start an after_func goroutine");
   }
 }
-
-
 
 // One node of a cancel: sets its err and cause, closes done, fires its
 // waiter hooks and appends its child nodes to *work (each with the list's
@@ -243,7 +241,7 @@ void deadline_fire(timer* t) noexcept {
   // destroyed, and its destructor is waiting for this fire() to end.
   std::int32_t r = n->refs.load(std::memory_order_relaxed);
   while (r > 0 && !n->refs.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
-                                                  std::memory_order_relaxed)) {
+                                                 std::memory_order_relaxed)) {
   }
   if (r <= 0) {
     // Release pairs with timer_stop's acquire of busy.

@@ -61,8 +61,8 @@ void sem_hook_fire(cancel_hook* h) noexcept { sem_cancel(*static_cast<sem_cancel
 }  // namespace
 
 bool ctx_sem_acquire(std::atomic<std::uint32_t>* addr, bool lifo, wait_reason reason,
-                     const context& ctx, std::error_code& ec, void (*stand_in)(void*, bool) noexcept,
-                     void* stand_in_arg) {
+                     const context& ctx, std::error_code& ec,
+                     void (*stand_in)(void*, bool) noexcept, void* stand_in_arg) {
   ec.clear();
   sem_cancel_token tok(addr, stand_in, stand_in_arg);
   cancel_hook hook;

@@ -1415,7 +1415,8 @@ void rearm_periodic(timer* t) noexcept {
 
 void timer_start(timer* t) {
   timer_heap* home = timer_home();
-  if (home == nullptr) throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
+  if (home == nullptr)
+    throw std::logic_error("goro: timers need a running runtime (inside goro::run)");
   timer_heap& h = *home;
   const std::int64_t when = t->when;
   h.lock.lock();
@@ -1441,9 +1442,9 @@ bool parker::thread_wait_until(std::int64_t deadline_ns) noexcept {
 
 std::uint32_t cheap_rand() noexcept {
   if (M* m = current_m()) return fastrand(m);
-  thread_local std::uint64_t state =
-      0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&state) ^
-      static_cast<std::uint64_t>(nanotime());
+  thread_local std::uint64_t state = 0x9E3779B97F4A7C15ull ^
+                                     reinterpret_cast<std::uintptr_t>(&state) ^
+                                     static_cast<std::uint64_t>(nanotime());
   std::uint64_t x = state | 1;
   x ^= x >> 12;
   x ^= x << 25;

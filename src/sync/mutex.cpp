@@ -18,6 +18,7 @@
 // 1 ms or is the last waiter.
 #include "goro/mutex.hpp"
 
+#include "context/context_impl.hpp"
 #include "platform/clock.hpp"
 #include "platform/lock.hpp"
 #include "platform/race.hpp"
@@ -25,7 +26,6 @@
 #include "runtime/park.hpp"
 #include "runtime/sched.hpp"
 #include "runtime/sema.hpp"
-#include "context/context_impl.hpp"
 
 namespace goro {
 namespace {

@@ -45,7 +45,7 @@ namespace goro::detail {
 namespace {
 constexpr int cache_size = 32;
 constexpr std::uint32_t clock_check_every = 1024;  // fast-path ops between clock reads
-constexpr int max_ps = 256;                         // sched.allp's size
+constexpr int max_ps = 256;                        // sched.allp's size
 }  // namespace
 
 struct alignas(64) pool_shard {
@@ -60,7 +60,7 @@ struct pool_core::impl {
   std::int64_t max_idle_ns;
   std::atomic<std::uint64_t> gen{0};
   std::atomic<std::int64_t> last_rotate_ns{0};  // written under lock, read anywhere
-  std::atomic<std::uint64_t> locked_ops{0};      // written under lock, read anywhere
+  std::atomic<std::uint64_t> locked_ops{0};     // written under lock, read anywhere
   std::atomic<pool_shard*> shards[max_ps] = {};
   lock_t lock;
   std::vector<void*> overflow GORO_GUARDED_BY(lock);
@@ -83,7 +83,8 @@ struct pool_core::impl {
     locked_ops.store(locked_ops.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (max_idle_ns <= 0) return;
     const std::int64_t now = nanotime();
-    if (now - last_rotate_ns.load(std::memory_order_relaxed) >= max_idle_ns) rotate_locked(dead, now);
+    if (now - last_rotate_ns.load(std::memory_order_relaxed) >= max_idle_ns)
+      rotate_locked(dead, now);
   }
 
   void destroy_all(std::vector<void*>& dead) const noexcept {

@@ -121,7 +121,8 @@ void rw_mutex::unlock() noexcept {
   detail::race_release(&reader_sem_);
   // Readers may enter again. seq_cst, and release for the readers that see a
   // non-negative count from now on (their fetch_add).
-  const std::int32_t r = reader_count_.fetch_add(max_readers, std::memory_order_seq_cst) + max_readers;
+  const std::int32_t r =
+      reader_count_.fetch_add(max_readers, std::memory_order_seq_cst) + max_readers;
   if (r >= max_readers) detail::fatal_error("sync: Unlock of unlocked RWMutex");
   // Wake the readers that queued while we held the lock.
   for (std::int32_t i = 0; i < r; ++i) detail::sem_release(&reader_sem_, false);

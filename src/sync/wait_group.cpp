@@ -14,11 +14,11 @@
 //    and sleeps on the semaphore.
 #include "goro/wait_group.hpp"
 
+#include "context/context_impl.hpp"
 #include "goro/panic.hpp"
 #include "platform/race.hpp"
 #include "runtime/park.hpp"
 #include "runtime/sema.hpp"
-#include "context/context_impl.hpp"
 
 namespace goro {
 

@@ -39,9 +39,9 @@ namespace goro::detail {
 struct timer_obj {
   std::atomic<std::int32_t> refs{2};
   timer t;
-  chan_core* c = nullptr;      // channel timers; owns us
-  std::function<void()> f;     // func timers
-  lock_t mu;                   // serializes stop and reset
+  chan_core* c = nullptr;   // channel timers; owns us
+  std::function<void()> f;  // func timers
+  lock_t mu;                // serializes stop and reset
 };
 
 namespace {
@@ -177,7 +177,7 @@ bool timer_obj_reset(timer_obj* o, std::int64_t when_ns, std::int64_t period_ns)
     if (chan_drain(o->c) > 0) pending = true;
     o->t.period = period_ns;
   } else {
-    race_release(&o->f);  // pairs with race_acquire before f runs
+    race_release(&o->f);                // pairs with race_acquire before f runs
     if (!pending) timer_obj_retain(o);  // armed again
   }
   o->t.when = when_ns;
