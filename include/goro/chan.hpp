@@ -40,6 +40,9 @@
 // channel is closed; on an unbuffered channel a receive happens before the
 // matching send completes; the k-th receive on a channel of capacity C
 // happens before the (k+C)-th send completes. len() and cap() order nothing.
+// The context-taking send and recv give the edges of the operation when it
+// completes; one that gives up because the context is done orders nothing
+// beyond the context's own edge (cancel before the done() receive).
 //
 // Timed variants (send_for, recv_for, ..._until) measure on the monotonic
 // clock; a deadline on another clock is converted to a duration when called.

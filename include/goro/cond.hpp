@@ -20,6 +20,10 @@
 // returns (the wait(pred) overload does): another party may have run
 // between the wake-up and the relock.
 //
+// Errors: wait() without the mutex held unlocks a mutex it does not hold;
+// if nobody holds it that ends the process with Go's fatal error "sync:
+// unlock of unlocked mutex".
+//
 // Memory ordering: a signal() or broadcast() happens before the return of
 // every wait() it wakes; the relock adds the mutex's own edge (the n-th
 // unlock happens before the (n+1)-th lock).

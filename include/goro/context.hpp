@@ -40,6 +40,13 @@
 // exit does anyway, and a forgotten cancel leaks nothing. Keep a copy alive
 // for as long as the context should stay un-cancelled.
 //
+// Errors: with_deadline and with_timeout need a running runtime (goro::run),
+// whose timers measure the deadline; outside one they throw
+// std::logic_error. Allocation failures throw std::bad_alloc. Cancelling
+// never throws. A context's own errors (errc::canceled,
+// errc::deadline_exceeded) are values: err(), cause(), and the
+// std::error_code results of the context-taking waits.
+//
 // Memory ordering: a cancel (by a cancel_func, a deadline or a parent)
 // happens before every receive from done() that returns because of it, and
 // before err() and cause() report it. after_func(ctx, f) and the cancel that

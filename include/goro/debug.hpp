@@ -14,6 +14,9 @@
 //
 // The dump does not stop other goroutines: it is a snapshot taken while they
 // run, exact only for goroutines that stay parked meanwhile.
+//
+// Errors: none reported; a stack that cannot be walked or symbolized is
+// shown as such. Memory ordering: none (a diagnostic read of runtime state).
 #pragma once
 
 #include <cstdint>

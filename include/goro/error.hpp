@@ -12,6 +12,7 @@
 //   }
 //
 // message() is Go's text ("context canceled", "context deadline exceeded").
+// Errors and memory ordering: none; these are plain values.
 #pragma once
 
 #include <system_error>

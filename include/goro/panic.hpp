@@ -18,6 +18,9 @@
 // of stderr, e.g. to write it to a file; the process still exits with status
 // 2 when the handler returns. (A stack overflow is reported from a signal
 // handler and always goes to stderr, without the dump.)
+//
+// Memory ordering: set_panic_handler is meant to be called before goro::run;
+// a handler installed while goroutines run is seen by later panics only.
 #pragma once
 
 #include <stdexcept>

@@ -38,6 +38,9 @@
 // Usable from goroutines and plain threads. The destructor frees every
 // cached object and must not run concurrently with get() or put().
 //
+// Errors: an exception from the factory propagates out of get(), and the
+// pool is unchanged; nothing else throws.
+//
 // Memory ordering (Go's): a put(x) happens before the get() that returns x.
 #pragma once
 

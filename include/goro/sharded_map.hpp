@@ -15,6 +15,9 @@
 // Usable from goroutines and plain threads. Callbacks (update, range) run
 // with the shard locked: they must not call back into the map.
 //
+// Errors: exceptions from K's or V's operations, from a callback, or from
+// allocation propagate to the caller with the shard unlocked.
+//
 // Memory ordering: every operation on a key happens after the operations on
 // keys of the same shard that completed before it (the shard lock's edge:
 // the n-th unlock happens before the (n+1)-th lock).

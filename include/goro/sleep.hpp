@@ -9,6 +9,9 @@
 // The context-taking forms end early, with the context's error, once the
 // context is done.
 //
+// Errors: none thrown; the context-taking forms report cancellation in
+// their returned std::error_code.
+//
 // Memory ordering: none beyond program order.
 #pragma once
 

@@ -26,6 +26,9 @@
 //
 // Usable from goroutines and plain threads.
 //
+// Errors: exceptions from K's or V's copy, hash or comparison, or from
+// allocation, propagate to the caller; the operation then has not happened.
+//
 // Memory ordering (Go's): a write operation (store, swap, a load_or_store
 // that stores, a compare_and_swap that swaps, a delete) happens before any
 // read operation (load, range, the load of load_or_store ...) that observes

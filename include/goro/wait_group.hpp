@@ -11,7 +11,8 @@
 //   "sync: WaitGroup is reused before previous Wait has returned".
 //
 // Memory ordering: every done() (and add() with a negative delta) happens
-// before the return of any wait() that it unblocks.
+// before the return of any wait() that it unblocks (wait(ctx) included, when
+// it returns {}); a wait(ctx) that gives up orders nothing.
 //
 // Not copyable or movable: goroutines refer to it by address.
 #pragma once
