@@ -8,11 +8,13 @@
 //
 // Lock order (outer first), checked by review; nothing takes two locks of the
 // same rank except where noted:
+//   0. sched.gchunk_lock (allocating G records and growing the global run
+//      queue and free array to match; taken with no other lock held)
 //   1. sema bucket / wait-queue locks of primitives, channel locks (a select
 //      holds several: always in increasing address order)
 //   2. P timer-heap locks
 //   3. sched.lock (global run queue, idle P and M lists)
-//   4. stack pool and allgs locks (leaf)
+//   4. stack pool, gfree and allgs locks (leaf)
 #pragma once
 
 #include <sched.h>

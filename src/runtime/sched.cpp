@@ -48,6 +48,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <system_error>
@@ -119,16 +120,18 @@ bool runq_empty(P* p) noexcept {
 
 namespace {
 
-void globrunq_put_batch(G* first, G* last, std::int32_t n) GORO_REQUIRES(sched.lock) {
-  last->sched_link = nullptr;
-  if (sched.runq_tail != nullptr)
-    sched.runq_tail->sched_link = first;
-  else
-    sched.runq_head = first;
-  sched.runq_tail = last;
-  sched.runq_size.store(sched.runq_size.load(std::memory_order_relaxed) + n,
-                        std::memory_order_release);
+// Appends n goroutines to the global queue. Never allocates: the ring has
+// room for every G record (grow_g_arrays).
+void globrunq_put(G* const* gs, std::uint32_t n) GORO_REQUIRES(sched.lock) {
+  const auto size = static_cast<std::uint32_t>(sched.runq_size.load(std::memory_order_relaxed));
+  std::uint32_t at = sched.runq_first + size;
+  for (std::uint32_t i = 0; i < n; ++i, ++at) sched.runq_ring[at & sched.runq_mask] = gs[i];
+  // Release: readers of runq_size outside the lock only use it as a hint
+  // and take the lock before touching the ring.
+  sched.runq_size.store(static_cast<std::int32_t>(size + n), std::memory_order_release);
 }
+
+void globrunq_put1(G* g) GORO_REQUIRES(sched.lock) { globrunq_put(&g, 1); }
 
 // Moves half of p's queue plus g to the global queue. False if a thief got in
 // first (the queue is no longer full: retry the fast path).
@@ -143,9 +146,8 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
                                             std::memory_order_relaxed))
     return false;
   batch[n] = g;
-  for (std::uint32_t i = 0; i < n; ++i) batch[i]->sched_link = batch[i + 1];
   lock_guard lk(sched.lock);
-  globrunq_put_batch(batch[0], batch[n], static_cast<std::int32_t>(n + 1));
+  globrunq_put(batch, n + 1);
   return true;
 }
 
@@ -255,15 +257,11 @@ G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
   if (max > 0) n = std::min(n, max);
   n = std::min<std::int32_t>(n, runq_capacity / 2);
   sched.runq_size.store(size - n, std::memory_order_relaxed);
-  G* g = sched.runq_head;
-  sched.runq_head = g->sched_link;
-  for (std::int32_t i = 1; i < n; ++i) {
-    G* h = sched.runq_head;
-    sched.runq_head = h->sched_link;
-    runqput(p, h, false);
-  }
-  if (sched.runq_head == nullptr) sched.runq_tail = nullptr;
-  g->sched_link = nullptr;
+  G* g = sched.runq_ring[sched.runq_first & sched.runq_mask];
+  for (std::int32_t i = 1; i < n; ++i)
+    runqput(p, sched.runq_ring[(sched.runq_first + static_cast<std::uint32_t>(i)) & sched.runq_mask],
+            false);
+  sched.runq_first += static_cast<std::uint32_t>(n);
   return g;
 }
 
@@ -613,65 +611,101 @@ stack acquire_stack(P* p, std::size_t size_class) noexcept {
   return stack_alloc(size_class);
 }
 
-void gfree_put(P* p, G* g) noexcept {
-  g->status.store(gstatus::idle, std::memory_order_relaxed);
-  g->sched_link = p->gfree;
-  p->gfree = g;
-  if (++p->ngfree < 64) return;
-  // Move half to the global list.
-  G* first = nullptr;
-  G* last = nullptr;
-  for (int i = 0; i < 32; ++i) {
-    G* x = p->gfree;
-    p->gfree = x->sched_link;
-    x->sched_link = first;
-    if (first == nullptr) last = x;
-    first = x;
+// Makes room in the global run queue and free array for every G record once
+// `want` exist. Allocates outside the locks, then swaps the arrays in.
+// Throws std::bad_alloc (nothing changed then). Caller holds gchunk_lock.
+void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
+  std::size_t cap = sched.runq_ring != nullptr ? std::size_t{sched.runq_mask} + 1 : 0;
+  if (cap < want) {
+    std::size_t ncap = std::max<std::size_t>(cap * 2, 1024);
+    while (ncap < want) ncap *= 2;
+    if (ncap > (std::size_t{1} << 31)) throw std::bad_alloc();
+    std::unique_ptr<G*[]> ring(new G*[ncap]);
+    std::unique_ptr<G*[]> free_arr(new G*[ncap]);
+    G** old_ring;
+    G** old_free;
+    {
+      lock_guard lk(sched.lock);
+      const auto size = static_cast<std::uint32_t>(sched.runq_size.load(std::memory_order_relaxed));
+      for (std::uint32_t i = 0; i < size; ++i)
+        ring[i] = sched.runq_ring[(sched.runq_first + i) & sched.runq_mask];
+      old_ring = sched.runq_ring;
+      sched.runq_ring = ring.release();
+      sched.runq_mask = static_cast<std::uint32_t>(ncap - 1);
+      sched.runq_first = 0;
+    }
+    {
+      lock_guard lk(sched.gfree_lock);
+      std::copy(sched.gfree, sched.gfree + sched.ngfree, free_arr.get());
+      old_free = sched.gfree;
+      sched.gfree = free_arr.release();
+    }
+    delete[] old_ring;
+    delete[] old_free;
   }
-  p->ngfree -= 32;
-  lock_guard lk(sched.gfree_lock);
-  last->sched_link = sched.gfree;
-  sched.gfree = first;
+  sched.gcount = want;
 }
 
+void gfree_put(P* p, G* g) noexcept {
+  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  p->gfree[p->ngfree++] = g;
+  if (p->ngfree < P::gfree_capacity) return;
+  // Move the older half to the global array (room for every G: no growth).
+  constexpr int half = P::gfree_capacity / 2;
+  {
+    lock_guard lk(sched.gfree_lock);
+    std::copy(p->gfree, p->gfree + half, sched.gfree + sched.ngfree);
+    sched.ngfree += half;
+  }
+  std::copy(p->gfree + half, p->gfree + P::gfree_capacity, p->gfree);
+  p->ngfree -= half;
+}
+
+// Frees g to p's cache, or off a P to the global array.
+void gfree_put_any(P* p, G* g) noexcept {
+  if (p != nullptr) {
+    gfree_put(p, g);
+    return;
+  }
+  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  lock_guard lk(sched.gfree_lock);
+  sched.gfree[sched.ngfree++] = g;  // room for every G record
+}
+
+// A free G record: from p's cache, the global array, or a new chunk (the one
+// step that may throw std::bad_alloc).
 G* gfree_get(P* p) {
-  if (p != nullptr && p->gfree == nullptr) {
-    lock_guard lk(sched.gfree_lock);
-    while (p->ngfree < 32 && sched.gfree != nullptr) {
-      G* x = sched.gfree;
-      sched.gfree = x->sched_link;
-      x->sched_link = p->gfree;
-      p->gfree = x;
-      ++p->ngfree;
+  if (p != nullptr) {
+    if (p->ngfree == 0) {
+      lock_guard lk(sched.gfree_lock);
+      const std::size_t n = std::min<std::size_t>(sched.ngfree, P::gfree_capacity / 2);
+      sched.ngfree -= n;
+      std::copy(sched.gfree + sched.ngfree, sched.gfree + sched.ngfree + n, p->gfree);
+      p->ngfree = static_cast<int>(n);
     }
-  }
-  if (p != nullptr && p->gfree != nullptr) {
-    G* g = p->gfree;
-    p->gfree = g->sched_link;
-    --p->ngfree;
-    g->sched_link = nullptr;
-    return g;
-  }
-  if (p == nullptr) {
+    if (p->ngfree > 0) return p->gfree[--p->ngfree];
+  } else {
     lock_guard lk(sched.gfree_lock);
-    if (G* g = sched.gfree) {
-      sched.gfree = g->sched_link;
-      g->sched_link = nullptr;
-      return g;
-    }
+    if (sched.ngfree > 0) return sched.gfree[--sched.ngfree];
   }
+  {
+    lock_guard lk(sched.allgs_lock);
+    if (!sched.gchunks.empty() && sched.gchunk_used < g_chunk_size)
+      return &sched.gchunks.back()[sched.gchunk_used++];
+  }
+  lock_guard grow(sched.gchunk_lock);
+  {
+    // Another thread may have added a chunk meanwhile.
+    lock_guard lk(sched.allgs_lock);
+    if (!sched.gchunks.empty() && sched.gchunk_used < g_chunk_size)
+      return &sched.gchunks.back()[sched.gchunk_used++];
+  }
+  auto chunk = std::make_unique<G[]>(g_chunk_size);
+  grow_g_arrays(sched.gcount + g_chunk_size);
   lock_guard lk(sched.allgs_lock);
-  if (sched.gchunks.empty() || sched.gchunk_used == g_chunk_size) {
-    G* chunk = new G[g_chunk_size];
-    try {
-      sched.gchunks.push_back(chunk);
-    } catch (...) {
-      delete[] chunk;
-      throw;
-    }
-    sched.gchunk_used = 0;
-  }
-  return &sched.gchunks.back()[sched.gchunk_used++];
+  sched.gchunks.push_back(chunk.get());  // may throw: the arrays just stay larger
+  sched.gchunk_used = 1;
+  return chunk.release();
 }
 
 std::uint64_t new_goid(P* p) noexcept {
@@ -968,7 +1002,7 @@ void execute(M* m, G* g) noexcept {
         g->status.store(gstatus::runnable, std::memory_order_relaxed);
         {
           lock_guard lk(sched.lock);
-          globrunq_put_batch(g, g, 1);
+          globrunq_put1(g);
         }
         wakep();
         return;
@@ -1036,23 +1070,14 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
 // and timers to the remaining Ps and give it up.
 void retire_p(M* m) noexcept {
   P* p = m->p;
-  // Goroutines: to the global queue.
-  G* first = nullptr;
-  G* last = nullptr;
-  std::int32_t n = 0;
-  while (G* g = runqget(p)) {
-    g->sched_link = nullptr;
-    if (last != nullptr)
-      last->sched_link = g;
-    else
-      first = g;
-    last = g;
-    ++n;
-  }
+  // Goroutines (the queue and runnext): to the global queue.
+  G* gs[runq_capacity + 1];
+  std::uint32_t n = 0;
+  while (G* g = runqget(p)) gs[n++] = g;
   const std::int64_t earliest = move_timers_to_p0(p);
   {
     lock_guard lk(sched.lock);
-    if (n > 0) globrunq_put_batch(first, last, n);
+    if (n > 0) globrunq_put(gs, n);
     p->status = pstatus::retired;
     p->m = nullptr;
     m->p = nullptr;
@@ -1174,7 +1199,10 @@ void teardown() noexcept {
   {
     lock_guard lk(sched.lock);
     ms.swap(sched.allm);
-    sched.runq_head = sched.runq_tail = nullptr;
+    delete[] sched.runq_ring;
+    sched.runq_ring = nullptr;
+    sched.runq_mask = 0;
+    sched.runq_first = 0;
     sched.pidle = nullptr;
     sched.midle = nullptr;
     sched.timer_m = nullptr;
@@ -1182,7 +1210,13 @@ void teardown() noexcept {
   }
   {
     lock_guard lk(sched.gfree_lock);
+    delete[] sched.gfree;
     sched.gfree = nullptr;
+    sched.ngfree = 0;
+  }
+  {
+    lock_guard lk(sched.gchunk_lock);
+    sched.gcount = 0;
   }
   for (M* m : ms) delete m;
   stack_pool_release();
@@ -1300,7 +1334,7 @@ void debug_ready(M* m, G* g) noexcept {
     runqput(p, g, (r & 4) != 0);
   } else {
     lock_guard lk(sched.lock);
-    globrunq_put_batch(g, g, 1);
+    globrunq_put1(g);
   }
   wakep();
 }
@@ -1480,7 +1514,7 @@ void goready(G* g) noexcept {
     if (!runqput(m->p, g, true)) return;
   } else {
     lock_guard lk(sched.lock);
-    globrunq_put_batch(g, g, 1);
+    globrunq_put1(g);
   }
   wakep();
 }
@@ -1511,7 +1545,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
     try {
       g->closure = ::operator new (size, std::align_val_t{a});
     } catch (...) {
-      if (p != nullptr) gfree_put(p, g);
+      gfree_put_any(p, g);
       throw;
     }
     g->heap_closure = true;
@@ -1536,7 +1570,7 @@ void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
   } else {
     sched.extern_created.fetch_add(1, std::memory_order_relaxed);
     lock_guard lk(sched.lock);
-    globrunq_put_batch(g, g, 1);
+    globrunq_put1(g);
   }
   wakep();
 }
@@ -1547,14 +1581,7 @@ void spawn_abort(const spawn_slot& slot) noexcept {
   free_closure(g);
   M* m = current_m();
   P* p = m != nullptr ? m->p : nullptr;
-  if (p != nullptr) {
-    gfree_put(p, g);
-  } else {
-    g->status.store(gstatus::idle, std::memory_order_relaxed);
-    lock_guard lk(sched.gfree_lock);
-    g->sched_link = sched.gfree;
-    sched.gfree = g;
-  }
+  gfree_put_any(p, g);
 }
 
 int run_main(const run_options& opts, void (*fn)(void*), void* arg) {

@@ -58,7 +58,6 @@ struct G {
   std::size_t stack_class = 0;  // size class this goroutine asked for
   std::atomic<gstatus> status{gstatus::idle};
   std::uint64_t id = 0;
-  G* sched_link = nullptr;     // global run queue and free lists
   std::atomic<M*> m{nullptr};  // M running it, for diagnostics
 
   const closure_ops* ops = nullptr;
@@ -151,8 +150,11 @@ struct alignas(64) P {
 
   timer_heap timers;
 
-  // Owner-only caches.
-  G* gfree = nullptr;
+  // Owner-only caches. The free G records are an array, not a list through
+  // the records: moving a batch to or from the global list copies pointers
+  // and never touches the (cache-cold) records themselves.
+  static constexpr int gfree_capacity = 64;
+  G* gfree[gfree_capacity] = {};
   int ngfree = 0;
   stack stack_cache[32];
   int nstack_cache = 0;
@@ -166,9 +168,15 @@ struct alignas(64) P {
 
 struct sched_t {
   lock_t lock;
-  // Global run queue.
-  G* runq_head GORO_GUARDED_BY(lock) = nullptr;
-  G* runq_tail GORO_GUARDED_BY(lock) = nullptr;
+  // Global run queue: a ring of G pointers (capacity a power of two), so a
+  // batch moves in and out without touching the records (a linked list
+  // through G records costs one cache miss per goroutine, serially). It can
+  // hold every G record there is: it grows, with the global free array,
+  // whenever a chunk of G records is allocated (grow_g_arrays), which is
+  // the one place allowed to fail; putting into it never allocates.
+  G** runq_ring GORO_GUARDED_BY(lock) = nullptr;
+  std::uint32_t runq_mask GORO_GUARDED_BY(lock) = 0;  // capacity - 1
+  std::uint32_t runq_first GORO_GUARDED_BY(lock) = 0;  // index of the head (unmasked)
   std::atomic<std::int32_t> runq_size{0};  // written under lock, read anywhere
   // Idle Ps and Ms.
   P* pidle GORO_GUARDED_BY(lock) = nullptr;
@@ -214,8 +222,17 @@ struct sched_t {
   // GORO_DEBUG flags, read once by run().
   std::uint32_t debug_flags = 0;
 
+  // Global free G records: an array with room for every G record.
   lock_t gfree_lock;
-  G* gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
+  G** gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
+  std::size_t ngfree GORO_GUARDED_BY(gfree_lock) = 0;
+
+  // Serializes the allocation of G chunks and the growth of the global run
+  // queue and free array to match (taken before sched.lock and gfree_lock).
+  lock_t gchunk_lock;
+  // G records allocated so far; the ring and the free array hold at least
+  // this many (written under gchunk_lock and both array locks).
+  std::size_t gcount = 0;
 
   // Every G record of this run, allocated g_chunk_size at a time and never
   // freed before shutdown (free ones wait on the free lists): the registry
