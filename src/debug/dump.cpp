@@ -82,7 +82,7 @@ bool read_g(G* g, G* self, std::uintptr_t self_fp, std::int64_t now, grec& r,
   r.file = g->site.file_name();
   r.func = g->site.function_name();
   r.line = g->site.line();
-  r.name = g->name;
+  r.name = g->display_name();
   r.pc_begin = pcs.size();
   r.pc_count = 0;
   const wait_reason reason =

@@ -213,10 +213,12 @@ std::uint32_t runqgrab(P* victim, P* dst, std::uint32_t dst_tail, bool steal_nex
       G* next = victim->runnext.load(std::memory_order_acquire);
       if (next == nullptr) return 0;
       // The victim is probably about to run it (a goroutine just readied it
-      // and is about to block): give it a moment, as Go does, so a ping-pong
-      // pair is not split across threads.
-      for (int i = 0; i < 300 && victim->runnext.load(std::memory_order_relaxed) == next; ++i)
-        cpu_relax();
+      // and is about to block): give it a moment, as Go does (usleep(3)), so
+      // a ping-pong pair is not split across threads. Wait without reading
+      // runnext meanwhile: every read pulls the victim's cache line over
+      // here, and its next write of runnext (each spawn, each wake-up) must
+      // take the line back.
+      for (int i = 0; i < 300; ++i) cpu_relax();
       if (!victim->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire,
                                                    std::memory_order_relaxed))
         continue;
@@ -1531,8 +1533,11 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   g->id = new_goid(p);
   g->site = site;
   const std::size_t n = std::min(opts.name.size(), sizeof(g->name) - 1);
-  if (n != 0) std::memcpy(g->name, opts.name.data(), n);
-  g->name[n] = '\0';
+  if (n != 0) {
+    std::memcpy(g->name, opts.name.data(), n);
+    g->name[n] = '\0';
+  }
+  g->name_len = static_cast<std::uint8_t>(n);
   g->stack_class = opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
   g->reason = wait_reason::none;
   // Under TSan closures always go to the heap: the allocator tells TSan the
@@ -1549,7 +1554,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
       throw;
     }
     g->heap_closure = true;
-    g->heap_align = a;
+    g->heap_align = static_cast<std::uint32_t>(a);
   }
   return {g, g->closure};
 }
@@ -1566,7 +1571,14 @@ void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
   P* p = m != nullptr ? m->p : nullptr;
   if (p != nullptr) {
     p->created.store(p->created.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    runqput(p, g, true);
+    // The new goroutine takes the runnext slot only while it is free, and
+    // otherwise joins the queue's tail; it does not kick the occupant out
+    // as goready does. Kicking takes an atomic exchange (a thief may be
+    // emptying the slot), and on x86 a locked instruction first waits for
+    // every store of the spawn (the G record, often cache-cold) to land: a
+    // spawn loop would pay that once per goroutine. Without it a spawn is
+    // plain stores. Children then start in spawn order.
+    runqput(p, g, p->runnext.load(std::memory_order_relaxed) == nullptr);
   } else {
     sched.extern_created.fetch_add(1, std::memory_order_relaxed);
     lock_guard lk(sched.lock);

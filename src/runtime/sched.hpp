@@ -52,35 +52,45 @@ enum class gstatus : std::uint32_t { idle, runnable, running, waiting, dead };
 inline constexpr std::size_t inline_closure_bytes = 64;
 inline constexpr std::size_t g_chunk_size = 128;
 
-struct G {
-  void* sp = nullptr;           // saved stack pointer while not running
-  stack stk;                    // attached at first run, detached at exit
-  std::size_t stack_class = 0;  // size class this goroutine asked for
-  std::atomic<gstatus> status{gstatus::idle};
-  std::uint64_t id = 0;
-  std::atomic<M*> m{nullptr};  // M running it, for diagnostics
-
+// Field order is by temperature: spawning a goroutine and starting it touch
+// the first two cache lines and the inline closure (the record usually moves
+// from the spawning P's core to another one, a miss per line); the name,
+// the sleep timer and the sanitizer contexts sit after it.
+struct alignas(64) G {
+  // Line 0: what the scheduler reads to run the goroutine.
+  void* sp = nullptr;  // saved stack pointer while not running
   const closure_ops* ops = nullptr;
   void* closure = nullptr;  // inline_closure or a heap block
-  bool heap_closure = false;
-  std::size_t heap_align = 0;  // alignment the heap closure was allocated with
+  std::atomic<gstatus> status{gstatus::idle};
   bool started = false;
+  bool heap_closure = false;
   bool is_main = false;
-
-  goro::source_location site{};
-  char name[48] = {};
   wait_reason reason = wait_reason::none;
+  stack stk;  // attached at first run, detached at exit
+
+  // Line 1: written at spawn and switch.
+  std::size_t stack_class = 0;  // size class this goroutine asked for
+  std::uint64_t id = 0;
+  std::atomic<M*> m{nullptr};  // M running it, for diagnostics
+  goro::source_location site{};
+  std::uint32_t heap_align = 0;  // alignment the heap closure was allocated with
+  std::uint8_t name_len = 0;     // name is valid only when non-zero
+  eh_state eh;
+
+  alignas(std::max_align_t) unsigned char inline_closure[inline_closure_bytes];
+
+  // Cold: diagnostics, sleep, sanitizers.
   // When the current wait began, on the coarse clock (sched.coarse_now): set
   // by gopark and blocking_enter without a clock read. Read by dumps.
   std::atomic<std::int64_t> wait_since{0};
-
-  eh_state eh;
+  char name[48] = {};
   timer sleep_timer;
 
   void* asan_fake_stack = nullptr;
   void* tsan_fiber = nullptr;
 
-  alignas(std::max_align_t) unsigned char inline_closure[inline_closure_bytes];
+  /// The name given at spawn, or "".
+  const char* display_name() const noexcept { return name_len != 0 ? name : ""; }
 };
 
 /// What a goroutine asks its scheduler context to do after switching to it.
