@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "goro/goro.hpp"
+#include "platform/stack.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -80,6 +81,37 @@ TEST(stack_DeathTest, overflow_without_guard_pages_is_caught_by_the_canary) {
       },
       ::testing::ExitedWithCode(2),
       contains_all({"stack overflow", "goroutine", "death_test.cpp"}));
+}
+
+// With guard markers every stack is guarded, not just the first ~14,000
+// (the mapping budget): an overflow that never switches out, on a stack
+// handed out far beyond the budget, still ends in the report. With canary
+// slabs it would run on into the neighbouring stacks and die some other way.
+TEST(stack_DeathTest, overflow_beyond_the_mapping_budget_hits_a_guard) {
+  if (goro_test_sanitized) GTEST_SKIP() << "sanitizers handle SIGSEGV and stacks themselves";
+  if (!goro::detail::guard_markers_supported())
+    GTEST_SKIP() << "the kernel has no MADV_GUARD_INSTALL (Linux 6.13+)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const int parked = static_cast<int>(goro::detail::guarded_stack_budget()) + 20'000;
+        goro::run(goro::run_options{.maxprocs = 2}, [parked] {
+          goro::wait_group started;
+          goro::chan<int> never = goro::make_chan<int>();
+          started.add(parked);
+          for (int i = 0; i < parked; ++i) {
+            goro::go([&started, never] {
+              started.done();
+              never.recv();
+            });
+          }
+          started.wait();  // every one holds a stack now
+          goro::go(goro::spawn_options{.name = "overflower"}, [] { std::exit(recurse(0)); });
+          goro::sleep_for(child_patience);
+        });
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(2), contains_all({"stack overflow", "overflower", "death_test.cpp"}));
 }
 
 // ------------------------------------------------------------------ panics ---

@@ -831,8 +831,9 @@ TEST_P(goroutine_procs, many_goroutines_all_run) {
 }
 
 // A million goroutines alive at once, with default settings: far beyond the
-// kernel's 65530 memory mappings, so most stacks are canary-checked slab
-// stacks (DESIGN.md idea 4).
+// kernel's 65530 memory mappings, so the stacks share mappings (marker slabs
+// with guard markers, or canary-checked slabs on kernels without them;
+// DESIGN.md idea 4).
 TEST(scale, one_million_live_goroutines) {
   const int n = scaled(1'000'000, 2'000);
   goro::run([&] {

@@ -1,8 +1,9 @@
-// Stack memory: see stack.hpp for the two layouts and why both exist.
+// Stack memory: see stack.hpp for the layouts and why there are three.
 //
-// Concurrency: the pool and the slab cursor are guarded by pool_lock (a leaf
-// lock). guarded_count is an atomic budget counter: reserve with fetch_add,
-// give back with fetch_sub when the reservation fails or a stack is unmapped.
+// Concurrency: the pool and the slab cursors are guarded by pool().lock (a
+// leaf lock). guarded_count is an atomic budget counter: reserve with
+// fetch_add, give back with fetch_sub when the reservation fails or a stack
+// is unmapped. The guard-marker probe runs once (a function-local static).
 #include "platform/stack.hpp"
 
 #include <sys/mman.h>
@@ -23,6 +24,8 @@ namespace {
 
 constexpr std::size_t min_stack_class = 16 * 1024;
 constexpr std::size_t slab_bytes_target = 4 * 1024 * 1024;
+// Marker slabs hold 64 default stacks (with their guards) per mapping.
+constexpr std::size_t marker_slab_bytes_target = 8 * 1024 * 1024;
 
 struct pool_class {
   std::size_t size;
@@ -67,6 +70,10 @@ void write_canary(char* zone) noexcept {
   }
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102  // Linux 6.13
+#endif
+
 bool env_guard_pages_enabled() {
   const char* v = std::getenv("GORO_GUARD_PAGES");
   return !(v && v[0] == '0' && v[1] == '\0');
@@ -99,6 +106,45 @@ stack alloc_guarded(std::size_t size) noexcept {
   s.hi = b + total;
   s.size = size;
   s.guarded = true;
+  return s;
+}
+
+// Marker layout: slabs of slots [guard_bytes of guard markers][stack]. The
+// markers go in when a slot is first carved; if the kernel refuses (out of
+// memory for page tables), that one stack falls back to a canary, written at
+// the top of its would-be guard.
+stack alloc_from_marker_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
+  const std::size_t slot = guard_bytes + size;
+  stack_pool::cursor* cur = nullptr;
+  for (auto& c : p.cursors)
+    if (c.size == size) cur = &c;
+  if (cur == nullptr || cur->next + slot > cur->end) {
+    const std::size_t count = std::max<std::size_t>(1, marker_slab_bytes_target / slot);
+    const std::size_t bytes = count * slot;
+    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) return {};
+    try {
+      p.slabs.push_back({static_cast<char*>(base), bytes});
+      if (cur == nullptr) {
+        p.cursors.push_back({size, nullptr, nullptr});
+        cur = &p.cursors.back();
+      }
+    } catch (...) {
+      munmap(base, bytes);
+      return {};
+    }
+    cur->next = static_cast<char*>(base);
+    cur->end = cur->next + bytes;
+  }
+  char* c = cur->next;
+  cur->next += slot;
+  stack s;
+  s.lo = c + guard_bytes;
+  s.hi = c + slot;
+  s.size = size;
+  s.guarded = madvise(c, guard_bytes, MADV_GUARD_INSTALL) == 0;
+  if (!s.guarded) write_canary(s.lo - canary_bytes);
   return s;
 }
 
@@ -168,6 +214,22 @@ std::size_t default_stack_class() noexcept {
   return d;
 }
 
+// Whether the kernel installs guard markers (MADV_GUARD_INSTALL): PTE-level
+// guard pages inside an ordinary mapping, which cost no memory mapping of
+// their own. Probed once on a scratch mapping.
+bool guard_markers_supported() noexcept {
+  static const bool ok = [] {
+    if (!env_guard_pages_enabled()) return false;
+    const std::size_t pg = page_size();
+    void* m = mmap(nullptr, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return false;
+    const bool yes = madvise(m, pg, MADV_GUARD_INSTALL) == 0;
+    munmap(m, 2 * pg);
+    return yes;
+  }();
+  return ok;
+}
+
 std::size_t guarded_stack_budget() noexcept {
   static const std::size_t b = compute_budget();
   return b;
@@ -186,6 +248,10 @@ stack stack_alloc(std::size_t size) noexcept {
         return s;
       }
     }
+  }
+  if (guard_markers_supported()) {
+    lock_guard g(p.lock);
+    return alloc_from_marker_slab(p, size);
   }
   // Relaxed is enough: the counter only bounds how many mappings we make.
   if (guarded_count.fetch_add(1, std::memory_order_relaxed) < guarded_stack_budget()) {

@@ -4,19 +4,26 @@
 // the kernel page by page as the goroutine touches it, so a parked goroutine
 // with shallow frames costs one page of memory whatever its stack size.
 //
-// Overflow is always detected, by one of two layouts:
-//  - guarded: the stack has its own mapping with PROT_NONE guard pages below
-//    it; running into them raises SIGSEGV, which the runtime reports naming
-//    the goroutine. Each guarded stack costs two kernel memory mappings, and
-//    Linux allows only vm.max_map_count (65530 by default) per process, so
-//    guarded stacks are handed out only while a budget of half the headroom
-//    lasts.
-//  - canary: beyond the budget, stacks are carved out of large slabs (one
-//    mapping for many stacks). The canary_bytes just below each stack hold a
-//    known pattern; the runtime checks it, and that the saved stack pointer is
-//    inside the stack, every time the goroutine switches out, and ends the
-//    process naming the goroutine if either is wrong. The canary of stack i+1
-//    sits in the top page of stack i, so it costs no extra page.
+// Overflow is always detected, by one of three layouts:
+//  - marker slabs (Linux 6.13+, the default where the kernel has it): many
+//    stacks per mapping, each below guard_bytes of guard markers
+//    (MADV_GUARD_INSTALL), which fault like PROT_NONE pages but live in the
+//    page tables and cost no memory mapping. Every stack is guarded, however
+//    many there are, and a new stack costs one madvise instead of an mmap
+//    and an mprotect.
+//  - guarded: without markers, the stack has its own mapping with PROT_NONE
+//    guard pages below it; running into them raises SIGSEGV, which the
+//    runtime reports naming the goroutine. Each guarded stack costs two
+//    kernel memory mappings, and Linux allows only vm.max_map_count (65530
+//    by default) per process, so guarded stacks are handed out only while a
+//    budget of half the headroom lasts.
+//  - canary: beyond the budget (or with GORO_GUARD_PAGES=0), stacks are
+//    carved out of large slabs (one mapping for many stacks). The
+//    canary_bytes just below each stack hold a known pattern; the runtime
+//    checks it, and that the saved stack pointer is inside the stack, every
+//    time the goroutine switches out, and ends the process naming the
+//    goroutine if either is wrong. The canary of stack i+1 sits in the top
+//    page of stack i, so it costs no extra page.
 //
 // Freed stacks go back to a pool (per size class) and are reused; their pages
 // stay committed.
@@ -56,6 +63,11 @@ void stack_pool_release() noexcept;
 
 /// True if the canary below a canary-mode stack is intact.
 bool stack_canary_intact(const stack& s) noexcept;
+
+/// True when stacks come from marker slabs: every stack guarded, whatever
+/// the number of goroutines (false with GORO_GUARD_PAGES=0 or before Linux
+/// 6.13).
+bool guard_markers_supported() noexcept;
 
 /// Number of stacks currently allocated with guard pages, and the budget.
 std::size_t guarded_stack_count() noexcept;
