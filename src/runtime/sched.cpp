@@ -617,7 +617,7 @@ stack acquire_stack(P* p, std::size_t size_class) noexcept {
 // `want` exist. Allocates outside the locks, then swaps the arrays in.
 // Throws std::bad_alloc (nothing changed then). Caller holds gchunk_lock.
 void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
-  std::size_t cap = sched.runq_ring != nullptr ? std::size_t{sched.runq_mask} + 1 : 0;
+  const std::size_t cap = sched.garray_cap;
   if (cap < want) {
     std::size_t ncap = std::max<std::size_t>(cap * 2, 1024);
     while (ncap < want) ncap *= 2;
@@ -644,6 +644,7 @@ void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
     }
     delete[] old_ring;
     delete[] old_free;
+    sched.garray_cap = ncap;
   }
   sched.gcount = want;
 }
@@ -1219,6 +1220,7 @@ void teardown() noexcept {
   {
     lock_guard lk(sched.gchunk_lock);
     sched.gcount = 0;
+    sched.garray_cap = 0;
   }
   for (M* m : ms) delete m;
   stack_pool_release();

@@ -242,7 +242,9 @@ struct sched_t {
   lock_t gchunk_lock;
   // G records allocated so far; the ring and the free array hold at least
   // this many (written under gchunk_lock and both array locks).
-  std::size_t gcount = 0;
+  std::size_t gcount GORO_GUARDED_BY(gchunk_lock) = 0;
+  // Capacity of the ring and of the free array (both the same).
+  std::size_t garray_cap GORO_GUARDED_BY(gchunk_lock) = 0;
 
   // Every G record of this run, allocated g_chunk_size at a time and never
   // freed before shutdown (free ones wait on the free lists): the registry
