@@ -109,59 +109,23 @@ stack alloc_guarded(std::size_t size) noexcept {
   return s;
 }
 
-// Marker layout: slabs of slots [guard_bytes of guard markers][stack]. The
-// markers go in when a slot is first carved; if the kernel refuses (out of
-// memory for page tables), that one stack falls back to a canary, written at
-// the top of its would-be guard.
-stack alloc_from_marker_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
-  const std::size_t slot = guard_bytes + size;
+// Carves the next slot of `slot` bytes for size class `size` from the class's
+// current slab, mapping a new slab of slab_bytes / slot slots first when it
+// is used up. A new slab starts with `pad` bytes whose first page is made
+// PROT_NONE (canary slabs; 0 for marker slabs). nullptr if the OS refuses.
+char* carve_slot(stack_pool& p, std::size_t size, std::size_t slot, std::size_t slab_bytes,
+                 std::size_t pad) noexcept GORO_REQUIRES(p.lock) {
   stack_pool::cursor* cur = nullptr;
   for (auto& c : p.cursors)
     if (c.size == size) cur = &c;
   if (cur == nullptr || cur->next + slot > cur->end) {
-    const std::size_t count = std::max<std::size_t>(1, marker_slab_bytes_target / slot);
-    const std::size_t bytes = count * slot;
+    const std::size_t count = std::max<std::size_t>(1, slab_bytes / slot);
+    const std::size_t bytes = pad + count * slot;
     void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED) return {};
-    try {
-      p.slabs.push_back({static_cast<char*>(base), bytes});
-      if (cur == nullptr) {
-        p.cursors.push_back({size, nullptr, nullptr});
-        cur = &p.cursors.back();
-      }
-    } catch (...) {
-      munmap(base, bytes);
-      return {};
-    }
-    cur->next = static_cast<char*>(base);
-    cur->end = cur->next + bytes;
-  }
-  char* c = cur->next;
-  cur->next += slot;
-  stack s;
-  s.lo = c + guard_bytes;
-  s.hi = c + slot;
-  s.size = size;
-  s.guarded = madvise(c, guard_bytes, MADV_GUARD_INSTALL) == 0;
-  if (!s.guarded) write_canary(s.lo - canary_bytes);
-  return s;
-}
-
-stack alloc_from_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
-  stack_pool::cursor* cur = nullptr;
-  for (auto& c : p.cursors)
-    if (c.size == size) cur = &c;
-  if (cur == nullptr || cur->next + size > cur->end) {
-    // New slab: [guard page][page whose last canary_bytes guard stack 0][stacks...]
-    const std::size_t pg = page_size();
-    const std::size_t count = std::max<std::size_t>(1, slab_bytes_target / size);
-    const std::size_t bytes = 2 * pg + count * size;
-    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED) return {};
+    if (base == MAP_FAILED) return nullptr;
     char* b = static_cast<char*>(base);
-    mprotect(b, pg, PROT_NONE);
+    if (pad != 0) mprotect(b, page_size(), PROT_NONE);
     try {
       p.slabs.push_back({b, bytes});
       if (cur == nullptr) {
@@ -170,15 +134,39 @@ stack alloc_from_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.
       }
     } catch (...) {
       munmap(base, bytes);
-      return {};
+      return nullptr;
     }
-    cur->next = b + 2 * pg;
+    cur->next = b + pad;
     cur->end = b + bytes;
   }
+  char* c = cur->next;
+  cur->next += slot;
+  return c;
+}
+
+// Marker layout: slabs of slots [guard_bytes of guard markers][stack]. The
+// markers go in when a slot is first carved; if the kernel refuses (out of
+// memory for page tables), that one stack falls back to a canary, written at
+// the top of its would-be guard.
+stack alloc_from_marker_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
+  char* c = carve_slot(p, size, guard_bytes + size, marker_slab_bytes_target, 0);
+  if (c == nullptr) return {};
+  stack s;
+  s.lo = c + guard_bytes;
+  s.hi = s.lo + size;
+  s.size = size;
+  s.guarded = madvise(c, guard_bytes, MADV_GUARD_INSTALL) == 0;
+  if (!s.guarded) write_canary(s.lo - canary_bytes);
+  return s;
+}
+
+// Canary layout: a new slab is [guard page][page whose last canary_bytes
+// guard stack 0][stacks...].
+stack alloc_from_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
+  char* c = carve_slot(p, size, size, slab_bytes_target, 2 * page_size());
+  if (c == nullptr) return {};
   // Slot [c, c+size): usable [c, c+size-canary), canary of the next slot at
   // its top, canary of this slot in the previous slot's top (or the pad page).
-  char* c = cur->next;
-  cur->next += size;
   stack s;
   s.lo = c;
   s.hi = c + size - canary_bytes;
