@@ -91,7 +91,11 @@ TEST_P(atomic_value_procs, readers_never_wait_for_a_writer_mid_store) {
     };
     goro::wait_group readers;
     readers.add(4);
-    for (int i = 0; i < 4; ++i) goro::go([&] { reader(); readers.done(); });
+    for (int i = 0; i < 4; ++i)
+      goro::go([&] {
+        reader();
+        readers.done();
+      });
     std::thread t(reader);
     readers.wait();
     t.join();
@@ -133,7 +137,11 @@ TEST_P(atomic_value_procs, storm_of_loads_and_stores_frees_each_snapshot_once) {
       };
       goro::wait_group wg;
       wg.add(4);
-      for (int i = 0; i < 3; ++i) goro::go([&] { reader(); wg.done(); });
+      for (int i = 0; i < 3; ++i)
+        goro::go([&] {
+          reader();
+          wg.done();
+        });
       std::thread t(reader);
       goro::go([&] {
         for (int i = 1; i <= stores; ++i) {

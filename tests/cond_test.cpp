@@ -30,7 +30,7 @@ GORO_INSTANTIATE_PROCS(cond_procs);
 struct waiters {
   goro::mutex& mu;
   goro::cond& c;
-  int waiting = 0;           // guarded by mu
+  int waiting = 0;  // guarded by mu
   std::atomic<int> woken{0};
   goro::wait_group wg;
   std::vector<std::thread> threads;
@@ -47,9 +47,15 @@ struct waiters {
     wg.add(n);
     for (int i = 0; i < n; ++i) {
       if (i % 3 == 2)
-        threads.emplace_back([this, body] { body(); wg.done(); });
+        threads.emplace_back([this, body] {
+          body();
+          wg.done();
+        });
       else
-        goro::go([this, body] { body(); wg.done(); });
+        goro::go([this, body] {
+          body();
+          wg.done();
+        });
     }
     ASSERT_TRUE(eventually([&] {
       std::lock_guard lk(mu);
@@ -132,7 +138,10 @@ TEST_P(cond_procs, ping_pong_loses_no_wakeup) {
     };
     goro::wait_group wg;
     wg.add(1);
-    goro::go([&] { player(0); wg.done(); });
+    goro::go([&] {
+      player(0);
+      wg.done();
+    });
     std::thread t([&] { player(1); });
     wg.wait();
     t.join();
@@ -147,7 +156,7 @@ TEST_P(cond_procs, signal_wakes_in_fifo_order) {
     goro::mutex mu;
     goro::cond c(mu);
     const int n = 6;
-    int waiting = 0;  // guarded by mu
+    int waiting = 0;         // guarded by mu
     std::vector<int> order;  // guarded by mu
     goro::wait_group wg;
     wg.add(n);

@@ -162,7 +162,8 @@ TEST_P(context_procs, deadline_fires_never_early_and_within_bounded_lateness) {
         (void)ctx.done().recv();
         const auto t1 = steady::now();
         if (t1 < deadline) early.fetch_add(1);
-        const auto late = std::chrono::duration_cast<std::chrono::microseconds>(t1 - deadline).count();
+        const auto late =
+            std::chrono::duration_cast<std::chrono::microseconds>(t1 - deadline).count();
         std::int64_t prev = worst_late_us.load();
         while (late > prev && !worst_late_us.compare_exchange_weak(prev, late)) {
         }
@@ -219,7 +220,8 @@ TEST_P(context_procs, values_are_found_through_ancestors_by_key_identity) {
 
 TEST_P(context_procs, without_cancel_keeps_values_but_not_cancellation) {
   run_in(procs(), [] {
-    auto [parent, cancel] = goro::with_timeout(goro::with_value(goro::background(), int_key, 7), 1h);
+    auto [parent, cancel] =
+        goro::with_timeout(goro::with_value(goro::background(), int_key, 7), 1h);
     goro::context detached = goro::without_cancel(parent);
     cancel();
     EXPECT_TRUE(is_done(parent));
@@ -242,7 +244,7 @@ TEST_P(context_procs, after_func_runs_once_after_cancel_unless_stopped) {
       cancel();
       cancel();
       EXPECT_EQ(ran.recv(), 1);
-      EXPECT_FALSE(stop());  // already started
+      EXPECT_FALSE(stop());                                        // already started
       auto later = goro::after_func(ctx, [ran] { ran.send(2); });  // ctx already done: runs at once
       EXPECT_EQ(ran.recv(), 2);
       EXPECT_EQ(ran.len(), 0u);
@@ -255,13 +257,15 @@ TEST_P(context_procs, after_func_runs_once_after_cancel_unless_stopped) {
       EXPECT_FALSE(stop());
       cancel();
       goro::chan<int> fence = goro::make_chan<int>(1);
-      auto fenced = goro::after_func(ctx, [fence] { fence.send(0); });  // runs after any earlier one would have started
+      auto fenced = goro::after_func(
+          ctx, [fence] { fence.send(0); });  // runs after any earlier one would have started
       (void)fence.recv();
       EXPECT_FALSE(ran.load());
       EXPECT_EQ(goro::detail::ctx_hook_count(ctx.node()), 0u);
     }
     {
-      auto stop = goro::after_func(goro::background(), [] { ADD_FAILURE() << "background is never done"; });
+      auto stop =
+          goro::after_func(goro::background(), [] { ADD_FAILURE() << "background is never done"; });
       EXPECT_FALSE(stop());
     }
   });
@@ -379,7 +383,8 @@ TEST_P(context_procs, channel_send_and_receive_return_the_context_error) {
     EXPECT_FALSE(ok);  // closed and drained
     goro::chan<int> nil;
     auto [ctx, cancel] = goro::with_timeout(goro::background(), 1ms);
-    EXPECT_EQ(nil.send(ctx, 1), goro::errc::deadline_exceeded);  // a nil channel blocks until ctx is done
+    EXPECT_EQ(nil.send(ctx, 1),
+              goro::errc::deadline_exceeded);  // a nil channel blocks until ctx is done
   });
 }
 
@@ -388,7 +393,8 @@ TEST_P(context_procs, select_takes_the_done_case_and_sleep_ends_early) {
     goro::chan<int> never = goro::make_chan<int>();
     auto [ctx, cancel] = goro::with_timeout(goro::background(), 3ms);
     bool done_ran = false;
-    const std::size_t k = goro::select(goro::on_recv(never), goro::on_done(ctx, [&] { done_ran = true; }));
+    const std::size_t k =
+        goro::select(goro::on_recv(never), goro::on_done(ctx, [&] { done_ran = true; }));
     EXPECT_EQ(k, 1u);
     EXPECT_TRUE(done_ran);
     EXPECT_EQ(goro::sleep_for(ctx, 1h), goro::errc::deadline_exceeded);  // already done: at once
@@ -632,7 +638,8 @@ TEST_P(context_procs, cancellation_racing_mutex_handoff_keeps_mutual_exclusion) 
           }
           ++counter;
           locked.fetch_add(1);
-          if (i % 16 == 0) goro::sleep_for(1100us);  // long holds push the mutex into starvation mode
+          if (i % 16 == 0)
+            goro::sleep_for(1100us);  // long holds push the mutex into starvation mode
           mu.unlock();
         }
         wg.done();

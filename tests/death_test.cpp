@@ -111,7 +111,8 @@ TEST(stack_DeathTest, overflow_beyond_the_mapping_budget_hits_a_guard) {
         });
         std::exit(0);
       },
-      ::testing::ExitedWithCode(2), contains_all({"stack overflow", "overflower", "death_test.cpp"}));
+      ::testing::ExitedWithCode(2),
+      contains_all({"stack overflow", "overflower", "death_test.cpp"}));
 }
 
 // ------------------------------------------------------------------ panics ---

@@ -101,7 +101,8 @@ TEST_P(errgroup_procs, limit_bounds_active_tasks) {
       g.set_limit(5);
       ADD_FAILURE() << "no panic";
     } catch (const goro::panic_error& e) {
-      EXPECT_STREQ(e.what(), "errgroup: modify limit while 2 goroutines in the group are still active");
+      EXPECT_STREQ(e.what(),
+                   "errgroup: modify limit while 2 goroutines in the group are still active");
     }
     // A third go() from a helper blocks until a task finishes.
     std::atomic<bool> third_spawned{false};

@@ -40,7 +40,8 @@ child spawn_example(const std::vector<std::string>& args) {
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) posix_spawn_file_actions_addclose(&fa, fd);
+  for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+    posix_spawn_file_actions_addclose(&fa, fd);
   std::vector<std::string> all{GORO_PIPELINE_EXAMPLE};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -95,7 +96,8 @@ TEST(example_pipeline, counts_the_built_in_sample) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("100 lines, 1430 words"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("with 3 workers per stage"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("top 3:\n        90  a\n        90  the\n        70  and\n"), std::string::npos)
+  EXPECT_NE(r.out.find("top 3:\n        90  a\n        90  the\n        70  and\n"),
+            std::string::npos)
       << r.out;
 }
 
@@ -114,7 +116,8 @@ TEST(example_pipeline, bad_input_names_the_line_and_exits_1) {
   }
   result r = run_example({"--input", path});
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("bad input: line 3: invalid UTF-8 (byte 0xc3 at column 8)"), std::string::npos)
+  EXPECT_NE(r.err.find("bad input: line 3: invalid UTF-8 (byte 0xc3 at column 8)"),
+            std::string::npos)
       << r.err;
   r = run_example({"--input", path + ".missing"});
   EXPECT_EQ(r.code, 1);
@@ -139,7 +142,8 @@ TEST(example_pipeline, ctrl_c_stops_cleanly_and_reports_what_finished) {
   std::string err;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (err.find("progress: 40 lines, 120 words") == std::string::npos) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress line; stderr so far:\n" << err;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no progress line; stderr so far:\n"
+                                                          << err;
     pollfd p{c.err, POLLIN, 0};
     if (poll(&p, 1, 1000) <= 0) continue;
     char buf[1024];
@@ -157,7 +161,9 @@ TEST(example_pipeline, ctrl_c_stops_cleanly_and_reports_what_finished) {
 }
 
 #else
-TEST(example_pipeline, built) { GTEST_SKIP() << "examples are not built (GORO_BUILD_EXAMPLES=OFF)"; }
+TEST(example_pipeline, built) {
+  GTEST_SKIP() << "examples are not built (GORO_BUILD_EXAMPLES=OFF)";
+}
 #endif
 
 }  // namespace

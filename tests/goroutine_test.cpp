@@ -722,7 +722,8 @@ TEST(context_switch, floating_point_control_words_are_per_goroutine) {
       wg.done();
     });
     wg.wait();
-    EXPECT_EQ(seen_by_second.load(), FE_TONEAREST) << "a goroutine inherited another's rounding mode";
+    EXPECT_EQ(seen_by_second.load(), FE_TONEAREST)
+        << "a goroutine inherited another's rounding mode";
     EXPECT_EQ(first_after_switch.load(), FE_UPWARD) << "a goroutine lost its rounding mode";
     EXPECT_EQ(std::fegetround(), FE_TONEAREST);
     EXPECT_EQ(goro_test::leaked_goroutines(), "");

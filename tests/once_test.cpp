@@ -43,11 +43,16 @@ void contention_case() {
   };
   goro::wait_group wg;
   wg.add(goroutines);
-  for (int i = 0; i < goroutines; ++i) goro::go([&] { caller(); wg.done(); });
+  for (int i = 0; i < goroutines; ++i)
+    goro::go([&] {
+      caller();
+      wg.done();
+    });
   std::vector<std::thread> ts;
   for (int i = 0; i < threads; ++i) ts.emplace_back(caller);
   // Let every caller reach call() while f is blocked.
-  ASSERT_TRUE(eventually([&] { return arrived.load() == goroutines + threads && runs.load() == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return arrived.load() == goroutines + threads && runs.load() == 1; }));
   for (int i = 0; i < 100; ++i) goro::yield();
   release.send(1);
   wg.wait();

@@ -24,10 +24,13 @@ GORO_INSTANTIATE_PROCS(pipeline_procs);
 
 // A source of 1..n.
 auto counting(goro::pipeline& p, long n, std::size_t buffer = 0) {
-  return p.source<long>("count", [n](auto emit) {
-    for (long i = 1; i <= n; ++i)
-      if (!emit(long{i})) return;
-  }, buffer);
+  return p.source<long>(
+      "count",
+      [n](auto emit) {
+        for (long i = 1; i <= n; ++i)
+          if (!emit(long{i})) return;
+      },
+      buffer);
 }
 
 TEST_P(pipeline_procs, stages_process_every_value_and_close_down_the_line) {

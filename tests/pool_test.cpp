@@ -169,7 +169,11 @@ TEST_P(pool_procs, no_double_handout_and_no_leak_under_contention) {
       };
       goro::wait_group wg;
       wg.add(6);
-      for (int k = 0; k < 6; ++k) goro::go([&] { user(); wg.done(); });
+      for (int k = 0; k < 6; ++k)
+        goro::go([&] {
+          user();
+          wg.done();
+        });
       std::thread t(user);
       wg.wait();
       t.join();

@@ -43,17 +43,17 @@ template <class F>
 #define GORO_SKIP_UNLESS_TSAN() \
   if (!goro_test_tsan) GTEST_SKIP() << "needs a ThreadSanitizer build"
 
-#define EXPECT_NO_RACE(procs, body)                                                   \
-  do {                                                                                \
-    prepare_child_env();                                                              \
-    EXPECT_EXIT(run_and_exit(procs, body), ::testing::ExitedWithCode(0), "");        \
+#define EXPECT_NO_RACE(procs, body)                                           \
+  do {                                                                        \
+    prepare_child_env();                                                      \
+    EXPECT_EXIT(run_and_exit(procs, body), ::testing::ExitedWithCode(0), ""); \
   } while (0)
 
-#define EXPECT_RACE(procs, body)                                                      \
-  do {                                                                                \
-    prepare_child_env();                                                              \
+#define EXPECT_RACE(procs, body)                                                        \
+  do {                                                                                  \
+    prepare_child_env();                                                                \
     EXPECT_EXIT(run_and_exit(procs, body), ::testing::ExitedWithCode(tsan_report_exit), \
-                "WARNING: ThreadSanitizer: data race");                               \
+                "WARNING: ThreadSanitizer: data race");                                 \
   } while (0)
 
 // Keeps a goroutine alive until main is done with its accesses, without an

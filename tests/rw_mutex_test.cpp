@@ -143,8 +143,16 @@ TEST_P(rw_mutex_procs, go_hammer_rw_mutex_goroutines_and_threads) {
     goro::wait_group wg;
     const int readers = 6, writers = 2;
     wg.add(readers + writers);
-    for (int i = 0; i < readers; ++i) goro::go([&] { reader(); wg.done(); });
-    for (int i = 0; i < writers; ++i) goro::go([&] { writer(); wg.done(); });
+    for (int i = 0; i < readers; ++i)
+      goro::go([&] {
+        reader();
+        wg.done();
+      });
+    for (int i = 0; i < writers; ++i)
+      goro::go([&] {
+        writer();
+        wg.done();
+      });
     std::thread tr(reader), tw(writer);
     wg.wait();
     tr.join();

@@ -126,7 +126,11 @@ TEST_P(semaphore_procs, hammer_never_exceeds_size) {
     };
     goro::wait_group wg;
     wg.add(6);
-    for (int k = 0; k < 6; ++k) goro::go([&, k] { worker(1 + k % 3); wg.done(); });
+    for (int k = 0; k < 6; ++k)
+      goro::go([&, k] {
+        worker(1 + k % 3);
+        wg.done();
+      });
     std::thread t(worker, 2);
     wg.wait();
     t.join();

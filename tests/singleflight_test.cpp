@@ -61,7 +61,11 @@ TEST_P(singleflight_procs, concurrent_callers_share_one_flight) {
     };
     goro::wait_group wg;
     wg.add(goroutines);
-    for (int i = 0; i < goroutines; ++i) goro::go([&] { caller(); wg.done(); });
+    for (int i = 0; i < goroutines; ++i)
+      goro::go([&] {
+        caller();
+        wg.done();
+      });
     std::vector<std::thread> ts;
     for (int i = 0; i < threads; ++i) ts.emplace_back(caller);
     wg.wait();

@@ -138,7 +138,11 @@ TEST_P(sync_map_procs, concurrent_owners_and_readers) {
     };
     goro::wait_group wg;
     wg.add(owners - 1);
-    for (int o = 0; o < owners - 1; ++o) goro::go([&, o] { owner(o); wg.done(); });
+    for (int o = 0; o < owners - 1; ++o)
+      goro::go([&, o] {
+        owner(o);
+        wg.done();
+      });
     std::thread t(owner, owners - 1);
     wg.wait();
     t.join();
@@ -186,7 +190,11 @@ TEST_P(sync_map_procs, sharded_map_counters_under_contention) {
     };
     goro::wait_group wg;
     wg.add(workers - 1);
-    for (int w = 0; w < workers - 1; ++w) goro::go([&] { work(); wg.done(); });
+    for (int w = 0; w < workers - 1; ++w)
+      goro::go([&] {
+        work();
+        wg.done();
+      });
     std::thread t(work);
     wg.wait();
     t.join();

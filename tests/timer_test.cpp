@@ -39,7 +39,7 @@ TEST_P(timer_procs, a_timer_delivers_once_never_early) {
     ASSERT_TRUE(v.has_value());
     EXPECT_GE(*v, t0 + 3ms);
     EXPECT_GE(steady::now(), t0 + 3ms);
-    EXPECT_FALSE(t.stop());  // fired and received
+    EXPECT_FALSE(t.stop());                         // fired and received
     EXPECT_FALSE(t.c().recv_for(5ms).has_value());  // only one value
     EXPECT_GE(*goro::after(1ms).recv(), t0 + 1ms);
   });
@@ -235,7 +235,9 @@ TEST_P(timer_procs, after_func_runs_in_a_goroutine_unless_stopped_and_reset_reru
     EXPECT_TRUE(s.stop());
     EXPECT_FALSE(ran.recv_for(15ms).has_value());
     // Dropping the handle does not stop it (Go's AfterFunc).
-    { (void)goro::after_func(1ms, [ran] { ran.send(7); }); }
+    {
+      (void)goro::after_func(1ms, [ran] { ran.send(7); });
+    }
     EXPECT_EQ(ran.recv(), 7u);
     ASSERT_TRUE(eventually([] { return goro::num_goroutines() == 1; }));
   });
@@ -371,7 +373,8 @@ class tz_guard {
 TEST(schedule, every_is_aligned_to_the_epoch) {
   const auto hourly = goro::schedule_spec::every(1h);
   EXPECT_EQ(hourly.next_after(utc(2026, 11, 24, 13, 30)), utc(2026, 11, 24, 14, 0));
-  EXPECT_EQ(hourly.next_after(utc(2026, 11, 24, 14, 0)), utc(2026, 11, 24, 15, 0));  // strictly after
+  EXPECT_EQ(hourly.next_after(utc(2026, 11, 24, 14, 0)),
+            utc(2026, 11, 24, 15, 0));  // strictly after
   const auto six_am = goro::schedule_spec::every(24h, 6h);
   EXPECT_EQ(six_am.next_after(utc(2026, 11, 24, 7, 0)), utc(2026, 11, 25, 6, 0));
   EXPECT_EQ(six_am.next_after(utc(2026, 11, 24, 5, 59)), utc(2026, 11, 24, 6, 0));

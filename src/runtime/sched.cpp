@@ -261,7 +261,8 @@ G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
   sched.runq_size.store(size - n, std::memory_order_relaxed);
   G* g = sched.runq_ring[sched.runq_first & sched.runq_mask];
   for (std::int32_t i = 1; i < n; ++i)
-    runqput(p, sched.runq_ring[(sched.runq_first + static_cast<std::uint32_t>(i)) & sched.runq_mask],
+    runqput(p,
+            sched.runq_ring[(sched.runq_first + static_cast<std::uint32_t>(i)) & sched.runq_mask],
             false);
   sched.runq_first += static_cast<std::uint32_t>(n);
   return g;

@@ -185,9 +185,9 @@ struct sched_t {
   // whenever a chunk of G records is allocated (grow_g_arrays), which is
   // the one place allowed to fail; putting into it never allocates.
   G** runq_ring GORO_GUARDED_BY(lock) = nullptr;
-  std::uint32_t runq_mask GORO_GUARDED_BY(lock) = 0;  // capacity - 1
+  std::uint32_t runq_mask GORO_GUARDED_BY(lock) = 0;   // capacity - 1
   std::uint32_t runq_first GORO_GUARDED_BY(lock) = 0;  // index of the head (unmasked)
-  std::atomic<std::int32_t> runq_size{0};  // written under lock, read anywhere
+  std::atomic<std::int32_t> runq_size{0};              // written under lock, read anywhere
   // Idle Ps and Ms.
   P* pidle GORO_GUARDED_BY(lock) = nullptr;
   std::atomic<std::int32_t> npidle{0};
