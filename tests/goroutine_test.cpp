@@ -7,6 +7,9 @@
 #include <array>
 #include <atomic>
 #include <cfenv>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -726,6 +729,41 @@ TEST(context_switch, floating_point_control_words_are_per_goroutine) {
         << "a goroutine inherited another's rounding mode";
     EXPECT_EQ(first_after_switch.load(), FE_UPWARD) << "a goroutine lost its rounding mode";
     EXPECT_EQ(std::fegetround(), FE_TONEAREST);
+    EXPECT_EQ(goro_test::leaked_goroutines(), "");
+  });
+}
+
+// A goroutine that exits with its own rounding mode still in force must not
+// hand it to the scheduler or to the next goroutine on the thread (the exit
+// switch does not read the dying goroutine's control words, so it must load
+// the scheduler's unconditionally).
+TEST(context_switch, an_exiting_goroutine_leaves_no_control_words_behind) {
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    for (const int mode : {FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO}) {
+      goro::wait_group wg;
+      wg.add(1);
+      goro::go([&] {
+        std::fesetround(mode);  // and exit without restoring it
+        wg.done();
+      });
+      wg.wait();  // we resume on the same thread, after the exit switch
+      int next_saw = -1;
+      unsigned next_mxcsr_rounding = 1;
+      wg.add(1);
+      goro::go([&] {
+        next_saw = std::fegetround();
+#if defined(__x86_64__)
+        next_mxcsr_rounding = _mm_getcsr() & 0x6000u;  // MXCSR's rounding field
+#else
+        next_mxcsr_rounding = 0;
+#endif
+        wg.done();
+      });
+      wg.wait();
+      EXPECT_EQ(next_saw, FE_TONEAREST) << "mode " << mode << " outlived its goroutine";
+      EXPECT_EQ(next_mxcsr_rounding, 0u) << "mode " << mode << " outlived its goroutine in MXCSR";
+      EXPECT_EQ(std::fegetround(), FE_TONEAREST) << "the main goroutine's mode changed";
+    }
     EXPECT_EQ(goro_test::leaked_goroutines(), "");
   });
 }

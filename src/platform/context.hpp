@@ -9,12 +9,34 @@
 
 extern "C" {
 void* goro_switch(void** save_sp, void* load_sp, void* arg);
+// goro_switch for a caller that states the FP control words in force
+// (fp_words, see current_fp_words) instead of having them read: see
+// switch_x86_64.S. forced_fp_load as fp_words makes the target's words load.
+void* goro_switch_known_fp(void** save_sp, void* load_sp, void* arg, std::uint64_t fp_words);
 void goro_trampoline();
 }
 
 namespace goro::detail {
 
 using context_entry = void (*)(void* arg, void* data);
+
+/// The FP control words in force, packed as goro_switch_known_fp takes them:
+/// MXCSR in bits 0-31, the x87 control word in bits 32-47 (x86-64); 0
+/// elsewhere (the AArch64 switch reads FPCR itself).
+inline std::uint64_t current_fp_words() noexcept {
+#if defined(__x86_64__)
+  std::uint32_t mxcsr = 0;
+  std::uint16_t fpucw = 0;
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(fpucw));
+  return mxcsr | (std::uint64_t{fpucw} << 32);
+#else
+  return 0;
+#endif
+}
+
+/// No real pair of control words: makes goro_switch_known_fp load the
+/// target's words whatever is in force.
+inline constexpr std::uint64_t forced_fp_load = ~std::uint64_t{0};
 
 /// Builds the initial frame of a new context at the top of [lo, hi): the first
 /// goro_switch into the returned stack pointer calls entry(arg, data) on that

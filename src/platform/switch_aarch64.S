@@ -5,6 +5,11 @@
 //   FPCR on the current stack, stores sp to *save_sp, loads load_sp, restores
 //   the same frame and returns to the restored x30 with arg in x0.
 //
+// void* goro_switch_known_fp(void** save_sp, void* load_sp, void* arg,
+//                            uint64_t fp_words)
+//   goro_switch under another name: reading FPCR is cheap here, so the
+//   caller's knowledge of the control words (x3) is not used.
+//
 // void goro_trampoline()
 //   First x30 of a new context: calls entry(arg, data), entry in x19 and data
 //   in x20 of the initial frame. entry never returns.
@@ -46,6 +51,13 @@ goro_switch:
         mov     x0, x2
         ret
         .size   goro_switch, .-goro_switch
+
+        .globl  goro_switch_known_fp
+        .type   goro_switch_known_fp, %function
+        .p2align 4
+goro_switch_known_fp:
+        b       goro_switch
+        .size   goro_switch_known_fp, .-goro_switch_known_fp
 
         .globl  goro_trampoline
         .type   goro_trampoline, %function

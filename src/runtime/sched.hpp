@@ -99,6 +99,10 @@ enum class after_switch : std::uint8_t { none, park, yield, exit, requeue };
 struct M {
   int id = 0;
   void* g0_sp = nullptr;  // the scheduler context (this thread's own stack)
+  // The FP control words g0 runs with, read once when the thread starts: g0
+  // runs only runtime code, which never changes them, so leaving g0 needs
+  // no read (goro_switch_known_fp).
+  std::uint64_t g0_fp_words = 0;
   eh_state g0_eh;
   eh_state* eh = nullptr;  // this thread's exception globals (fixed per thread)
   G* curg = nullptr;
