@@ -150,8 +150,11 @@ struct alignas(64) P {
   alignas(64) std::atomic<std::uint32_t> runq_tail{0};
   std::atomic<G*> runq[runq_capacity];
   // The goroutine to run next, ahead of the queue: the one just readied by
-  // the running goroutine, so a ping-pong pair stays on one thread.
-  std::atomic<G*> runnext{nullptr};
+  // the running goroutine, so a ping-pong pair stays on one thread. On a
+  // line of its own with schedtick (both written by the owner at every
+  // scheduling step): stores by sysmon, by thieves into the queue's head or
+  // by timer users into the heap's lock would each cost the owner a miss.
+  alignas(64) std::atomic<G*> runnext{nullptr};
 
   // Owner only; sysmon and dumps read it racily (a torn count only delays
   // a retake by one sysmon tick).
@@ -159,10 +162,10 @@ struct alignas(64) P {
   // sysmon's last look at schedtick and when it saw it change (sysmon.cpp):
   // a P whose schedtick has not moved for 10 ms has run one goroutine that
   // long. Written by sysmon only, read by dumps.
-  std::atomic<std::uint32_t> sysmon_tick{0};
+  alignas(64) std::atomic<std::uint32_t> sysmon_tick{0};
   std::atomic<std::int64_t> sysmon_when{0};
 
-  timer_heap timers;
+  alignas(64) timer_heap timers;
 
   // Owner-only caches. The free G records are an array, not a list through
   // the records: moving a batch to or from the global list copies pointers
