@@ -771,7 +771,9 @@ void destroy_g(M* m, G* g) noexcept {
   g->started = false;
   g->sp = nullptr;
   g->eh = {};
+#if GORO_ASAN
   g->asan_fake_stack = nullptr;
+#endif
   P* p = m->p;
   // Relaxed load + store: only the owner writes its counters.
   p->exited.store(p->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
