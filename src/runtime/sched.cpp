@@ -1725,6 +1725,10 @@ void prefetch_frames(const G* g) noexcept {
 
 void sleep_fire(timer* t) noexcept {
   G* g = static_cast<G*>(t->arg);
+  // t is in g's frame (sleep_until_ns): done with it before g can run.
+  // Release pairs with timer_stop's acquire (nothing stops a sleep; this
+  // keeps the timer protocol uniform).
+  t->busy.store(0, std::memory_order_release);
   prefetch_frames(g);
   goready(g);
 }
@@ -1754,10 +1758,14 @@ void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
   }
   if (deadline <= nanotime()) return;
   P* p = current_m()->p;
-  timer& t = g->sleep_timer;
+  // The timer lives in this frame, which outlasts the sleep: sleep_fire ends
+  // its busy state before it wakes us (fire_clears_busy), and nothing else
+  // touches it after, so it needs no room in the G record.
+  timer t;
   t.when = deadline;
   t.fire = &sleep_fire;
   t.arg = g;
+  t.fire_clears_busy = true;
   p->timers.lock.lock();
   try {
     race_ignore no_race_checks;  // the heap may reallocate (race.hpp)

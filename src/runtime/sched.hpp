@@ -56,10 +56,10 @@ inline constexpr std::size_t g_chunk_size = 128;
 // Field order is by temperature: spawning a goroutine and starting it touch
 // the first two cache lines and the inline closure (the record usually moves
 // from the spawning P's core to another one, a miss per line); the name,
-// the sleep timer and the sanitizer contexts sit after it. Five lines in a
-// plain build (the sanitizer contexts exist only in their builds): every
-// line saved is a page fault saved per 64 records when a spawner outruns
-// its consumers.
+// the wait stamp and the sanitizer contexts sit after it. Four lines in a
+// plain build (the sanitizer contexts exist only in their builds, and a
+// sleep's timer lives in sleep_until_ns's frame): every line saved is a
+// page fault saved per 64 records when a spawner outruns its consumers.
 struct alignas(64) G {
   // Line 0: what the scheduler reads to run the goroutine.
   void* sp = nullptr;  // saved stack pointer while not running
@@ -88,7 +88,6 @@ struct alignas(64) G {
   // by gopark and blocking_enter without a clock read. Read by dumps.
   std::atomic<std::int64_t> wait_since{0};
   char name[48] = {};
-  timer sleep_timer;
 
 #if GORO_ASAN
   void* asan_fake_stack = nullptr;
