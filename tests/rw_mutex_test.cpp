@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -193,6 +194,106 @@ TEST_P(rw_mutex_procs, writer_not_starved_by_reader_stream) {
     rw.unlock_shared();
     wg.wait();
     EXPECT_TRUE(writer_done.load());
+  });
+}
+
+// Readers on every P (more than a P's row of slots, so some count
+// centrally) keep a writer out: try_lock fails, lock waits for the last of
+// them, whichever P they leave from (they park holding the lock, so they
+// may come back elsewhere).
+TEST_P(rw_mutex_procs, readers_on_every_p_keep_a_writer_out) {
+  run_in(procs(), [] {
+    goro::rw_mutex rw;
+    std::atomic<int> inside{0};
+    auto release = goro::make_chan<int>();
+    goro::wait_group in, done;
+    const int readers = 12;
+    in.add(readers);
+    done.add(readers + 1);
+    for (int i = 0; i < readers; ++i) {
+      goro::go([&] {
+        rw.lock_shared();
+        inside.fetch_add(1);
+        in.done();
+        (void)release.recv();
+        inside.fetch_sub(1);
+        rw.unlock_shared();
+        done.done();
+      });
+    }
+    in.wait();
+    EXPECT_FALSE(rw.try_lock()) << "try_lock got in past " << inside.load() << " readers";
+    std::atomic<bool> writer_in{false};
+    std::atomic<int> inside_for_writer{-1};
+    goro::go([&] {
+      rw.lock();
+      inside_for_writer.store(inside.load());
+      writer_in.store(true);
+      rw.unlock();
+      done.done();
+    });
+    EXPECT_FALSE(eventually([&] { return writer_in.load(); }, 50ms))
+        << "a writer got in while readers held the lock";
+    release.close();
+    done.wait();
+    EXPECT_EQ(inside_for_writer.load(), 0) << "the writer overlapped readers";
+    EXPECT_TRUE(rw.try_lock()) << "a read lock outlived its unlock";
+    rw.unlock();
+  });
+}
+
+// Go allows a read lock to be released by another goroutine; here the
+// releasing goroutine is often on another P than the one that locked.
+TEST_P(rw_mutex_procs, read_locks_released_by_another_goroutine_end) {
+  run_in(procs(), [] {
+    goro::rw_mutex rw;
+    auto handoff = goro::make_chan<int>();
+    goro::wait_group wg;
+    wg.add(2);
+    const int rounds = 200;
+    goro::go([&] {
+      for (int i = 0; i < rounds; ++i) {
+        rw.lock_shared();
+        handoff.send(i);
+      }
+      wg.done();
+    });
+    goro::go([&] {
+      for (int i = 0; i < rounds; ++i) {
+        (void)handoff.recv();
+        rw.unlock_shared();
+      }
+      wg.done();
+    });
+    wg.wait();
+    EXPECT_TRUE(rw.try_lock()) << "a read lock outlived its unlock";
+    rw.unlock();
+  });
+}
+
+// A goroutine abandoned when run() returns takes its read lock with it: a
+// new rw_mutex built later where that one was starts unlocked.
+TEST(rw_mutex, read_locks_of_abandoned_goroutines_end_with_the_run) {
+  alignas(goro::rw_mutex) static unsigned char storage[sizeof(goro::rw_mutex)];
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto* rw = new (storage) goro::rw_mutex;
+    goro::wait_group locked;
+    locked.add(1);
+    auto never = goro::make_chan<int>();
+    goro::go([rw, &locked, never] {
+      rw->lock_shared();
+      locked.done();
+      (void)never.recv();  // still blocked, holding the read lock, when main returns
+    });
+    locked.wait();
+  });
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    auto* rw = new (storage) goro::rw_mutex;
+    if (rw->try_lock()) {
+      rw->unlock();
+    } else {
+      ADD_FAILURE() << "a new rw_mutex found the abandoned goroutine's read lock";
+    }
   });
 }
 

@@ -19,6 +19,11 @@
 // them): "fatal error: sync: RUnlock of unlocked RWMutex", "fatal error:
 // sync: Unlock of unlocked RWMutex".
 //
+// Readers scale: a goroutine's read lock normally takes a slot in a table
+// row of its own P instead of updating a counter shared by every core, so
+// readers on different Ps do not contend; lock() collects the slots
+// (rw_mutex.cpp has the protocol). Waits spin briefly before they sleep.
+//
 // Memory ordering (Go's): the n-th unlock() happens before the (n+1)-th
 // lock() returns; for any lock_shared(), there is an n such that the n-th
 // unlock() happens before that lock_shared() returns and the matching
@@ -29,20 +34,6 @@
 #include <cstdint>
 
 #include "goro/mutex.hpp"
-
-// Under ThreadSanitizer the read-lock fast paths stay out of line, where
-// they make Go's race edges explicitly (readers do not synchronize with each
-// other); elsewhere they are inlined.
-#if defined(__SANITIZE_THREAD__)
-#define GORO_RW_MUTEX_INLINE 0
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GORO_RW_MUTEX_INLINE 0
-#endif
-#endif
-#ifndef GORO_RW_MUTEX_INLINE
-#define GORO_RW_MUTEX_INLINE 1
-#endif
 
 namespace goro {
 
@@ -59,27 +50,10 @@ class rw_mutex {
   void unlock() noexcept;
 
   /// Read lock: waits while a writer holds the lock or is waiting for it.
-  void lock_shared() {
-#if GORO_RW_MUTEX_INLINE
-    // seq_cst: ordered against the writer's subtraction in lock(); acquire
-    // pairs with the release of the last writer's unlock() (its fetch_add).
-    if (reader_count_.fetch_add(1, std::memory_order_seq_cst) + 1 < 0) lock_shared_wait();
-#else
-    lock_shared_outline();
-#endif
-  }
+  void lock_shared();
   /// Takes a read lock unless a writer holds or waits for the lock.
   bool try_lock_shared() noexcept;
-  void unlock_shared() noexcept {
-#if GORO_RW_MUTEX_INLINE
-    // seq_cst (release part): our reads happen before a writer that observes
-    // the decrement (lock()'s subtraction, or the reader_wait_ chain).
-    const std::int32_t r = reader_count_.fetch_sub(1, std::memory_order_seq_cst) - 1;
-    if (r < 0) unlock_shared_slow(r);
-#else
-    unlock_shared_outline();
-#endif
-  }
+  void unlock_shared() noexcept;
 
   // Go's names, for readers of ported code.
   void rlock() { lock_shared(); }
@@ -88,16 +62,19 @@ class rw_mutex {
  private:
   static constexpr std::int32_t max_readers = 1 << 30;
 
-  void lock_shared_wait();                           // a writer is pending: sleep
+  void lock_shared_central(const void** hint);
+  void unlock_shared_central() noexcept;
   void unlock_shared_slow(std::int32_t r) noexcept;  // a writer is pending: maybe wake it
-  void lock_shared_outline();                        // the whole operation (TSan builds)
-  void unlock_shared_outline() noexcept;
+  std::int32_t count_in_slot_readers() noexcept;     // lock(): see rw_mutex.cpp
+  void release_queued_readers() noexcept;            // unlock()'s second half
 
-  mutex w_;                                    // held by the writer and by waiting writers
-  std::atomic<std::uint32_t> writer_sem_{0};   // the writer waits here for departing readers
-  std::atomic<std::uint32_t> reader_sem_{0};   // readers wait here for the writer
-  std::atomic<std::int32_t> reader_count_{0};  // readers; minus max_readers while a writer is in
-  std::atomic<std::int32_t> reader_wait_{0};   // readers the writer still waits for
+  mutex w_;                                   // held by the writer and by waiting writers
+  std::atomic<std::uint32_t> writer_sem_{0};  // the writer waits here for departing readers
+  std::atomic<std::uint32_t> reader_sem_{0};  // readers wait here for the writer
+  // Readers counted centrally (the others hold per-P slots, rw_mutex.cpp);
+  // minus max_readers while a writer is in.
+  std::atomic<std::int32_t> reader_count_{0};
+  std::atomic<std::int32_t> reader_wait_{0};  // readers the writer still waits for
 };
 
 }  // namespace goro

@@ -756,6 +756,7 @@ void start_g(M* m, G* g) noexcept {
   g->tsan_fiber = __tsan_create_fiber(0);
 #endif
   g->sp = make_context(g->stk.hi, &g_entry, g);
+  g->central_read_hint = nullptr;  // the record's previous goroutine's
   g->started = true;
 }
 
@@ -1210,6 +1211,7 @@ P* new_p(int id) {
 void teardown() noexcept {
   // Every M has left its loop. Goroutines still alive are abandoned.
   sem_forget_goroutines();
+  reset_reader_slots();
   std::vector<G*> chunks;
   {
     lock_guard lk(sched.allgs_lock);
@@ -1306,6 +1308,13 @@ GORO_NOIPA M* current_m() noexcept { return tls_m; }
 GORO_NOIPA G* current_g() noexcept {
   M* m = tls_m;
   return m != nullptr ? m->curg : nullptr;
+}
+
+GORO_NOIPA reader_context current_reader_context() noexcept {
+  static thread_local const void* thread_hint = nullptr;
+  M* m = tls_m;
+  if (m == nullptr || m->curg == nullptr) return {-1, &thread_hint};
+  return {m->p != nullptr ? m->p->id : -1, &m->curg->central_read_hint};
 }
 
 const char* wait_reason_string(wait_reason r) noexcept {

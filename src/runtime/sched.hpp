@@ -87,6 +87,9 @@ struct alignas(64) G {
   // When the current wait began, on the coarse clock (sched.coarse_now): set
   // by gopark and blocking_enter without a clock read. Read by dumps.
   std::atomic<std::int64_t> wait_since{0};
+  // rw_mutex's hint (rw_mutex.cpp): the last rw_mutex this goroutine
+  // read-locked through the central count and has not read-unlocked since.
+  const void* central_read_hint = nullptr;
   char name[48] = {};
 
 #if GORO_ASAN
@@ -274,6 +277,20 @@ inline constexpr std::uint32_t debug_migrate = 1;
 inline constexpr std::uint32_t debug_shuffle = 2;
 
 M* current_m() noexcept;
+
+/// What rw_mutex's read paths need from the scheduler (rw_mutex.cpp): the
+/// index of the caller's P (-1 on a thread, or a goroutine in blocking(),
+/// without one) and the caller's read hint (G::central_read_hint, or a
+/// thread-local one on a plain thread).
+struct reader_context {
+  int p;
+  const void** hint;
+};
+reader_context current_reader_context() noexcept;
+/// Empties every rw_mutex reader slot (rw_mutex.cpp). For teardown: the
+/// read locks of abandoned goroutines end with them, and a later run may
+/// build a new rw_mutex where one with slots was.
+void reset_reader_slots() noexcept;
 
 /// Puts t (when, fire and arg set) on the heap of the current M's P (P 0's
 /// off a P) and makes sure an M wakes for it. Stop it with timer_stop
