@@ -24,12 +24,9 @@
 //   entry(arg, data) where entry is in r12 and data in r13 of the initial
 //   frame, and arg is the value handed to goro_switch. entry never returns.
 #if defined(__x86_64__)
-        .text
-        .globl  goro_switch
-        .type   goro_switch, @function
-        .p2align 4
-goro_switch:
-        .cfi_startproc
+// The frame both entry points build: the callee-saved registers, then 8
+// bytes for the control words ([mxcsr|fpucw] at the stack pointer).
+.macro  push_switch_frame
         pushq   %rbp
         .cfi_adjust_cfa_offset 8
         pushq   %rbx
@@ -44,6 +41,15 @@ goro_switch:
         .cfi_adjust_cfa_offset 8
         subq    $8, %rsp
         .cfi_adjust_cfa_offset 8
+.endm
+
+        .text
+        .globl  goro_switch
+        .type   goro_switch, @function
+        .p2align 4
+goro_switch:
+        .cfi_startproc
+        push_switch_frame
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
         movl    (%rsp), %ecx            // the control words we leave with
@@ -76,20 +82,7 @@ goro_switch:
         .p2align 4
 goro_switch_known_fp:
         .cfi_startproc
-        pushq   %rbp
-        .cfi_adjust_cfa_offset 8
-        pushq   %rbx
-        .cfi_adjust_cfa_offset 8
-        pushq   %r12
-        .cfi_adjust_cfa_offset 8
-        pushq   %r13
-        .cfi_adjust_cfa_offset 8
-        pushq   %r14
-        .cfi_adjust_cfa_offset 8
-        pushq   %r15
-        .cfi_adjust_cfa_offset 8
-        subq    $8, %rsp
-        .cfi_adjust_cfa_offset 8
+        push_switch_frame
         movq    %rcx, (%rsp)            // [mxcsr|fpucw], as goro_switch stores them
         movq    %rcx, %r8
         shrq    $32, %r8
