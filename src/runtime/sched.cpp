@@ -756,7 +756,7 @@ void start_g(M* m, G* g) noexcept {
   g->tsan_fiber = __tsan_create_fiber(0);
 #endif
   g->sp = make_context(g->stk.hi, &g_entry, g);
-  g->central_read_hint = nullptr;  // the record's previous goroutine's
+  g->central_read_hint = nullptr;  // not the previous goroutine's (rw_mutex.cpp)
   g->started = true;
 }
 
