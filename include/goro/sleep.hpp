@@ -27,6 +27,8 @@ class context;  // goro/context.hpp
 namespace detail {
 /// Sleeps until steady_clock reads `deadline_ns` (nanoseconds since its epoch).
 void sleep_until_ns(std::int64_t deadline_ns);
+/// Sleeps for ns > 0 nanoseconds.
+void sleep_for_ns(std::int64_t ns);
 std::int64_t steady_now_ns() noexcept;
 /// Sleeps until the deadline or until ctx is done: {} or ctx's error.
 std::error_code sleep_until_ctx(std::int64_t deadline_ns, const context& ctx);
@@ -41,9 +43,7 @@ template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   if (ns <= 0) return;
-  const std::int64_t now = detail::steady_now_ns();
-  const std::int64_t max = INT64_MAX;
-  detail::sleep_until_ns(ns > max - now ? max : now + static_cast<std::int64_t>(ns));
+  detail::sleep_for_ns(static_cast<std::int64_t>(ns));
 }
 
 /// Sleeps for d unless ctx is done first: {} after the full sleep, else

@@ -1734,7 +1734,7 @@ void prefetch_frames(const G* g) noexcept {
 
 void sleep_fire(timer* t) noexcept {
   G* g = static_cast<G*>(t->arg);
-  // t is in g's frame (sleep_until_ns): done with it before g can run.
+  // t is in g's frame (park_until): done with it before g can run.
   // Release pairs with timer_stop's acquire (nothing stops a sleep; this
   // keeps the timer protocol uniform).
   t->busy.store(0, std::memory_order_release);
@@ -1756,16 +1756,16 @@ bool sleep_commit(void* a) GORO_NO_TSA {
 }
 }  // namespace
 
-void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
-  G* g = current_g();
-  if (g == nullptr) {
-    timespec ts{static_cast<time_t>(deadline / 1000000000),
-                static_cast<long>(deadline % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
-    return;
+namespace {
+
+void thread_sleep_until(std::int64_t deadline) noexcept {
+  timespec ts{static_cast<time_t>(deadline / 1000000000), static_cast<long>(deadline % 1000000000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
   }
-  if (deadline <= nanotime()) return;
+}
+
+// Parks g, the running goroutine, until its timer for deadline fires.
+void park_until(G* g, std::int64_t deadline) GORO_NO_TSA {
   P* p = current_m()->p;
   // The timer lives in this frame, which outlasts the sleep: sleep_fire ends
   // its busy state before it wakes us (fire_clears_busy), and nothing else
@@ -1785,6 +1785,24 @@ void sleep_until_ns(std::int64_t deadline) GORO_NO_TSA {
   }
   sleep_commit_arg arg{&p->timers.lock, deadline};
   gopark(&sleep_commit, &arg, wait_reason::sleep);
+}
+
+}  // namespace
+
+void sleep_until_ns(std::int64_t deadline) {
+  G* g = current_g();
+  if (g == nullptr) return thread_sleep_until(deadline);
+  if (deadline <= nanotime()) return;
+  park_until(g, deadline);
+}
+
+void sleep_for_ns(std::int64_t ns) {
+  // One clock read: the deadline is ns > 0 away, so park without checking
+  // it again (a sleep always parks, as Go's time.Sleep does).
+  const std::int64_t deadline = sleep_deadline_after(ns);
+  G* g = current_g();
+  if (g == nullptr) return thread_sleep_until(deadline);
+  park_until(g, deadline);
 }
 
 int resize_procs(int n) {

@@ -58,7 +58,7 @@ inline constexpr std::size_t g_chunk_size = 128;
 // from the spawning P's core to another one, a miss per line); the name,
 // the wait stamp and the sanitizer contexts sit after it. Four lines in a
 // plain build (the sanitizer contexts exist only in their builds, and a
-// sleep's timer lives in sleep_until_ns's frame): every line saved is a
+// sleep's timer lives in the sleeper's frame): every line saved is a
 // page fault saved per 64 records when a spawner outruns its consumers.
 struct alignas(64) G {
   // Line 0: what the scheduler reads to run the goroutine.
