@@ -4,7 +4,8 @@
 // goroutines meanwhile, and an idle thread sleeps exactly until the earliest
 // timer. Durations are measured on the monotonic clock (steady_clock); a
 // sleep_until on another clock is converted to the remaining duration when it
-// is called. A zero or negative duration returns at once, as in Go.
+// is called. A zero or negative duration returns at once, as in Go; a
+// positive one always parks, however short (sleep_for).
 // On a plain thread these block the thread (std::this_thread::sleep_for).
 // The context-taking forms end early, with the context's error, once the
 // context is done.

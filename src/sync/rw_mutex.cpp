@@ -99,6 +99,7 @@ namespace {
 
 // One row per P id; eight slots fill a line.
 constexpr int max_rows = 256;
+// Every P id (an index into sched.allp) has a row, so P ids need no check.
 static_assert(max_rows >= static_cast<int>(std::extent_v<decltype(detail::sched_t::allp)>),
               "every P id needs a row");
 constexpr int slots_per_row = 8;
@@ -116,6 +117,15 @@ void note_row(int p) noexcept {
   int used = rows_used.load(std::memory_order_seq_cst);
   while (used <= p && !rows_used.compare_exchange_weak(used, p + 1, std::memory_order_seq_cst,
                                                        std::memory_order_seq_cst)) {
+  }
+}
+
+// Calls f on every slot of every row that may be filled.
+template <class F>
+void for_each_used_slot(std::memory_order order, F f) {
+  const int used = rows_used.load(order);
+  for (int i = 0; i < used; ++i) {
+    for (auto& slot : rows[i].slot) f(slot);
   }
 }
 
@@ -153,10 +163,8 @@ void spin_then_acquire(std::atomic<std::uint32_t>* sem, detail::wait_reason reas
 namespace detail {
 
 void reset_reader_slots() noexcept {
-  const int used = rows_used.load(std::memory_order_acquire);
-  for (int i = 0; i < used; ++i) {
-    for (auto& slot : rows[i].slot) slot.store(nullptr, std::memory_order_relaxed);
-  }
+  for_each_used_slot(std::memory_order_acquire,
+                     [](auto& slot) { slot.store(nullptr, std::memory_order_relaxed); });
 }
 
 }  // namespace detail
@@ -164,7 +172,7 @@ void reset_reader_slots() noexcept {
 void rw_mutex::lock_shared() {
   const detail::reader_context ctx = detail::current_reader_context();
   // The relaxed load only steers: with a writer in sight, skip the slot.
-  if (ctx.p >= 0 && ctx.p < max_rows && reader_count_.load(std::memory_order_relaxed) >= 0) {
+  if (ctx.p >= 0 && reader_count_.load(std::memory_order_relaxed) >= 0) {
     if (rows_used.load(std::memory_order_seq_cst) <= ctx.p) note_row(ctx.p);
     for (auto& slot : rows[ctx.p].slot) {
       const void* expected = nullptr;
@@ -225,7 +233,7 @@ void rw_mutex::unlock_shared() noexcept {
     unlock_shared_central();
     return;
   }
-  if (ctx.p >= 0 && ctx.p < max_rows && release_slot(rows[ctx.p], this)) return;
+  if (ctx.p >= 0 && release_slot(rows[ctx.p], this)) return;
   const int used = rows_used.load(std::memory_order_acquire);
   for (int i = 0; i < used; ++i) {
     if (i != ctx.p && release_slot(rows[i], this)) return;
@@ -252,23 +260,20 @@ void rw_mutex::unlock_shared_slow(std::int32_t r) noexcept {
 std::int32_t rw_mutex::count_in_slot_readers() noexcept {
   std::int32_t collected = 0;
   // seq_cst loads: the writer's half of the Dekker pairs (see the top).
-  const int used = rows_used.load(std::memory_order_seq_cst);
-  for (int i = 0; i < used; ++i) {
-    for (auto& slot : rows[i].slot) {
-      if (slot.load(std::memory_order_seq_cst) != this) continue;
-      // Count the reader centrally first: once its slot is empty it leaves
-      // through reader_count_, possibly at once.
-      reader_count_.fetch_add(1, std::memory_order_seq_cst);
-      const void* mine = this;
-      // Acquire (also on failure): a reader that left first released its
-      // critical section with the CAS that emptied the slot.
-      if (slot.compare_exchange_strong(mine, nullptr, std::memory_order_acq_rel,
-                                       std::memory_order_acquire))
-        ++collected;
-      else
-        reader_count_.fetch_sub(1, std::memory_order_relaxed);
-    }
-  }
+  for_each_used_slot(std::memory_order_seq_cst, [&](auto& slot) {
+    if (slot.load(std::memory_order_seq_cst) != this) return;
+    // Count the reader centrally first: once its slot is empty it leaves
+    // through reader_count_, possibly at once.
+    reader_count_.fetch_add(1, std::memory_order_seq_cst);
+    const void* mine = this;
+    // Acquire (also on failure): a reader that left first released its
+    // critical section with the CAS that emptied the slot.
+    if (slot.compare_exchange_strong(mine, nullptr, std::memory_order_acq_rel,
+                                     std::memory_order_acquire))
+      ++collected;
+    else
+      reader_count_.fetch_sub(1, std::memory_order_relaxed);
+  });
   return collected;
 }
 
@@ -298,15 +303,14 @@ bool rw_mutex::try_lock() noexcept {
   }
   // Slot readers inside? (seq_cst loads, as in count_in_slot_readers; an
   // empty slot read here was emptied by a release CAS.)
-  const int used = rows_used.load(std::memory_order_seq_cst);
-  for (int i = 0; i < used; ++i) {
-    for (auto& slot : rows[i].slot) {
-      if (slot.load(std::memory_order_seq_cst) == this) {
-        // Back out as unlock() would: readers may have queued meanwhile.
-        release_queued_readers();
-        return false;
-      }
-    }
+  bool readers_inside = false;
+  for_each_used_slot(std::memory_order_seq_cst, [&](auto& slot) {
+    readers_inside |= slot.load(std::memory_order_seq_cst) == this;
+  });
+  if (readers_inside) {
+    // Back out as unlock() would: readers may have queued meanwhile.
+    release_queued_readers();
+    return false;
   }
   detail::race_acquire(&reader_sem_);
   detail::race_acquire(&writer_sem_);
