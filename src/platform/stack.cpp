@@ -225,18 +225,10 @@ std::size_t guarded_stack_budget() noexcept {
 
 std::size_t guarded_stack_count() noexcept { return guarded_count.load(std::memory_order_relaxed); }
 
-stack stack_alloc(std::size_t size) noexcept {
-  stack_pool& p = pool();
-  {
-    lock_guard g(p.lock);
-    for (auto& c : p.classes) {
-      if (c.size == size && !c.free.empty()) {
-        stack s = c.free.back();
-        c.free.pop_back();
-        return s;
-      }
-    }
-  }
+namespace {
+
+// A stack fresh from the OS, in whichever layout the machine allows.
+stack alloc_fresh(stack_pool& p, std::size_t size) noexcept {
   if (guard_markers_supported()) {
     lock_guard g(p.lock);
     return alloc_from_marker_slab(p, size);
@@ -258,22 +250,54 @@ stack stack_alloc(std::size_t size) noexcept {
   return alloc_from_slab(p, size);
 }
 
-void stack_free(const stack& s) noexcept {
+}  // namespace
+
+std::size_t stack_alloc_batch(std::size_t size, stack* out, std::size_t max) noexcept {
+  if (max == 0) return 0;
+  stack_pool& p = pool();
+  {
+    lock_guard g(p.lock);
+    for (auto& c : p.classes) {
+      if (c.size == size && !c.free.empty()) {
+        const std::size_t n = std::min(max, c.free.size());
+        std::copy(c.free.end() - static_cast<std::ptrdiff_t>(n), c.free.end(), out);
+        c.free.resize(c.free.size() - n);
+        return n;
+      }
+    }
+  }
+  out[0] = alloc_fresh(p, size);
+  return out[0] ? 1 : 0;
+}
+
+stack stack_alloc(std::size_t size) noexcept {
+  stack s;
+  stack_alloc_batch(size, &s, 1);
+  return s;
+}
+
+void stack_free_batch(const stack* s, std::size_t n) noexcept {
+  if (n == 0) return;
   stack_pool& p = pool();
   lock_guard g(p.lock);
   try {
-    for (auto& c : p.classes) {
-      if (c.size == s.size) {
-        c.free.push_back(s);
-        return;
+    for (std::size_t i = 0; i < n; ++i) {
+      pool_class* cls = nullptr;
+      for (auto& c : p.classes)
+        if (c.size == s[i].size) cls = &c;
+      if (cls == nullptr) {
+        p.classes.push_back({s[i].size, {}});
+        cls = &p.classes.back();
       }
+      cls->free.push_back(s[i]);
     }
-    p.classes.push_back({s.size, {s}});
   } catch (...) {
-    // Out of memory for the free list: the stack's address space leaks, no
-    // more. Nothing refers to it any longer.
+    // Out of memory for the free list: the rest of the batch leaks its
+    // address space, no more. Nothing refers to those stacks any longer.
   }
 }
+
+void stack_free(const stack& s) noexcept { stack_free_batch(&s, 1); }
 
 void stack_pool_release() noexcept {
   stack_pool& p = pool();

@@ -58,6 +58,12 @@ std::size_t default_stack_class() noexcept;
 stack stack_alloc(std::size_t size_class) noexcept;
 /// Returns a stack to the pool.
 void stack_free(const stack& s) noexcept;
+/// Batch forms for the per-P caches (one pool lock per batch): fills
+/// out[0..n) with up to `max` pooled stacks of `size_class`, or with one
+/// fresh stack when none is pooled, and returns n (0 if the OS refuses).
+std::size_t stack_alloc_batch(std::size_t size_class, stack* out, std::size_t max) noexcept;
+/// Returns s[0..n) to the pool.
+void stack_free_batch(const stack* s, std::size_t n) noexcept;
 /// Unmaps every pooled stack (called when the runtime shuts down).
 void stack_pool_release() noexcept;
 

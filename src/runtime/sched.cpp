@@ -601,10 +601,20 @@ void free_closure(G* g) noexcept {
   g->ops = nullptr;
 }
 
+// The per-P stack cache (Go's stackcache) holds default-size stacks and
+// trades with the global pool half a cache at a time, so a P that only
+// starts goroutines, or only ends them (timers: one P starts sleepers,
+// another finishes them), takes the pool's lock once per half cache.
 void release_stack(P* p, G* g) noexcept {
   if (!g->stk) return;
-  if (p != nullptr && g->stk.size == default_stack_class() &&
-      p->nstack_cache < static_cast<int>(std::size(p->stack_cache))) {
+  if (p != nullptr && g->stk.size == default_stack_class()) {
+    if (p->nstack_cache == P::stack_cache_capacity) {
+      constexpr int half = P::stack_cache_capacity / 2;
+      // The older half goes: the newer one is likelier still in cache.
+      stack_free_batch(p->stack_cache, half);
+      std::copy(p->stack_cache + half, p->stack_cache + P::stack_cache_capacity, p->stack_cache);
+      p->nstack_cache = half;
+    }
     p->stack_cache[p->nstack_cache++] = g->stk;
   } else {
     stack_free(g->stk);
@@ -613,9 +623,13 @@ void release_stack(P* p, G* g) noexcept {
 }
 
 stack acquire_stack(P* p, std::size_t size_class) noexcept {
-  if (p != nullptr && size_class == default_stack_class() && p->nstack_cache > 0)
-    return p->stack_cache[--p->nstack_cache];
-  return stack_alloc(size_class);
+  if (p == nullptr || size_class != default_stack_class()) return stack_alloc(size_class);
+  if (p->nstack_cache == 0) {
+    p->nstack_cache = static_cast<int>(
+        stack_alloc_batch(size_class, p->stack_cache, P::stack_cache_capacity / 2));
+    if (p->nstack_cache == 0) return {};
+  }
+  return p->stack_cache[--p->nstack_cache];
 }
 
 // Makes room in the global run queue and free array for every G record once

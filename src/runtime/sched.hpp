@@ -183,7 +183,8 @@ struct alignas(64) P {
   static constexpr int gfree_capacity = 64;
   G* gfree[gfree_capacity] = {};
   int ngfree = 0;
-  stack stack_cache[32];
+  static constexpr int stack_cache_capacity = 32;
+  stack stack_cache[stack_cache_capacity];
   int nstack_cache = 0;
   std::uint64_t goid_next = 0, goid_end = 0;
 
