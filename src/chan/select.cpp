@@ -113,10 +113,15 @@ chan_waiter* waiter_at(select_slot* slots, std::size_t i) {
 select_result select_impl(const select_case_rec* cases, select_slot* slots, std::size_t n,
                           bool has_default, std::int64_t deadline) GORO_NO_TSA {
   // 1. Poll order: an inside-out Fisher-Yates shuffle of the non-nil cases.
+  // One draw from the M's generator seeds a 32-bit LCG for the rest, and
+  // each index is scaled from the LCG's high bits by a multiply (Lemire's
+  // reduction): no division, no call per case.
+  std::uint32_t r = cheap_rand();
   std::size_t live = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (cases[i].c == nullptr) continue;
-    const std::size_t j = cheap_rand() % (live + 1);
+    const auto j = static_cast<std::size_t>((std::uint64_t{r} * (live + 1)) >> 32);
+    r = r * 1664525u + 1013904223u;
     slots[live].poll_order = slots[j].poll_order;
     slots[j].poll_order = static_cast<std::uint32_t>(i);
     ++live;
@@ -125,17 +130,6 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
     if (has_default) return {select_chose_default, false};
     block_nil(deadline, wait_reason::select_no_cases);
     return {select_timed_out, false};
-  }
-  // Lock order: by channel address (insertion sort; selects are small).
-  for (std::size_t i = 0; i < live; ++i) {
-    const std::uint32_t k = slots[i].poll_order;
-    const auto key = reinterpret_cast<std::uintptr_t>(cases[k].c);
-    std::size_t j = i;
-    while (j > 0 && reinterpret_cast<std::uintptr_t>(cases[slots[j - 1].lock_order].c) > key) {
-      slots[j].lock_order = slots[j - 1].lock_order;
-      --j;
-    }
-    slots[j].lock_order = k;
   }
   // 1b. Fast path: buffered channels tell without their lock whether a case
   // may be ready (count and closed), so try the cases in poll order one lock
@@ -156,6 +150,18 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
     if (o.kind != poll_outcome::not_ready) return finish_poll(o, k);
   }
 
+  // Lock order: by channel address (insertion sort; selects are small).
+  // Only the locked poll needs it, so the fast path above skips it.
+  for (std::size_t i = 0; i < live; ++i) {
+    const std::uint32_t k = slots[i].poll_order;
+    const auto key = reinterpret_cast<std::uintptr_t>(cases[k].c);
+    std::size_t j = i;
+    while (j > 0 && reinterpret_cast<std::uintptr_t>(cases[slots[j - 1].lock_order].c) > key) {
+      slots[j].lock_order = slots[j - 1].lock_order;
+      --j;
+    }
+    slots[j].lock_order = k;
+  }
   const lock_set locks{cases, slots, live};
   lock_all(locks);
 
@@ -227,7 +233,8 @@ std::size_t select(std::span<select_case> cases) {
   }
   std::size_t default_pos = n;
   for (std::size_t i = 0; i < n; ++i) {
-    if (!cases[i].impl_) throw std::invalid_argument("goro::select: empty (moved-from) select_case");
+    if (!cases[i].impl_)
+      throw std::invalid_argument("goro::select: empty (moved-from) select_case");
     if (cases[i].impl_->is_default()) {
       if (default_pos != n) throw std::invalid_argument("goro::select: multiple default cases");
       default_pos = i;
