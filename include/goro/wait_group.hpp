@@ -25,7 +25,10 @@ namespace goro {
 
 class context;  // goro/context.hpp
 
-class wait_group {
+// A cache line to itself: every done() of every goroutine writes the
+// counter, so a neighbour that its owner writes (the frame of the goroutine
+// spawning the workers, say) would be pulled back and forth with it.
+class alignas(64) wait_group {
  public:
   wait_group() = default;
   wait_group(const wait_group&) = delete;
