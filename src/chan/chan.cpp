@@ -69,7 +69,7 @@ bool park_commit(void* a) GORO_NO_TSA {
   void (*const release)(void*) = p->release;
   void* const arg = p->arg;
   if (p->deadline != no_deadline) {
-    timer& t = p->ws->deadline_timer;
+    timer& t = *::new (static_cast<void*>(&p->ws->deadline_timer)) timer;
     t.when = p->deadline;
     t.fire = &deadline_fire;
     t.arg = p->ws;

@@ -46,7 +46,16 @@ struct wait_state {
   // The waiter whose case won (written by the claimer before wake), or
   // nullptr when a deadline timer won.
   chan_waiter* winner = nullptr;
-  timer deadline_timer;
+  // The deadline's timer, constructed by park_on only for a timed wait:
+  // the untimed ones (every message of a ping-pong) skip its initialization.
+  union {
+    timer deadline_timer;
+  };
+
+  wait_state() noexcept {}
+  ~wait_state() {}
+  wait_state(const wait_state&) = delete;
+  wait_state& operator=(const wait_state&) = delete;
 
   bool claim() noexcept {
     if (!needs_claim) return true;
