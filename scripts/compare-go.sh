@@ -11,7 +11,8 @@
 # Each round runs every workload on goro, then at once on Go, so both see the
 # same machine noise; the table shows each side's median and the median of the
 # per-round goro/Go ratios (lower is better for every workload: ms, ns/op,
-# bytes). Raw per-round values go to build/compare-go.tsv.
+# bytes), with the lowest and highest of those ratios. Raw per-round values
+# go to build/compare-go.tsv.
 #
 # Environment (all optional):
 #   N=<n>             pass n to both programs (default: their own, 1000000)
@@ -192,17 +193,26 @@ median() {
       }'
 }
 
+# spread <workload>: the lowest and highest per-round goro/Go ratio, "min-max".
+# On these VMs a round can land in a slow machine state for both sides; a wide
+# spread says the median needs more rounds.
+spread() {
+  awk -F'\t' -v w="$1" 'NR > 1 && $2 == w && $6 != "nan" {
+      if (n++ == 0 || $6 < lo) lo = $6; if (n == 1 || $6 > hi) hi = $6 }
+    END { if (n == 0) print "-"; else printf "%.2f-%.2f", lo, hi }' "$tsv"
+}
+
 status=0
 echo
-printf '%-14s %14s %14s %-16s %9s %7s %s\n' workload goro Go unit goro/Go target ""
+printf '%-14s %14s %14s %-16s %9s %11s %7s %s\n' workload goro Go unit goro/Go rounds target ""
 for w in "${workloads[@]}"; do
   t="${target[$w]}"
   if [[ -n "${skipped[$w]+x}" ]]; then
-    printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" - - - - "$t" "skipped (not in goro yet)"
+    printf '%-14s %14s %14s %-16s %9s %11s %7s %s\n' "$w" - - - - - "$t" "skipped (not in goro yet)"
     continue
   fi
   if [[ -n "${failed[$w]+x}" && -z "${units[$w]+x}" ]]; then
-    printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" - - - - "$t" "FAIL (${failed[$w]})"
+    printf '%-14s %14s %14s %-16s %9s %11s %7s %s\n' "$w" - - - - - "$t" "FAIL (${failed[$w]})"
     status=1
     continue
   fi
@@ -213,7 +223,8 @@ for w in "${workloads[@]}"; do
   [[ -z "${failed[$w]+x}" ]] || verdict="$verdict, FAIL in a later round (${failed[$w]})"
   [[ "$verdict" == ok ]] || status=1
   rfmt="$(awk -v r="$rm_" 'BEGIN { if (r == "-") print "-"; else printf "%.3f", r }')"
-  printf '%-14s %14s %14s %-16s %9s %7s %s\n' "$w" "$gm" "$om" "${units[$w]}" "$rfmt" "$t" "$verdict"
+  printf '%-14s %14s %14s %-16s %9s %11s %7s %s\n' "$w" "$gm" "$om" "${units[$w]}" "$rfmt" \
+    "$(spread "$w")" "$t" "$verdict"
 done
 echo
 echo "raw values: $tsv"
