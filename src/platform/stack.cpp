@@ -7,10 +7,13 @@
 #include "platform/stack.hpp"
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -144,20 +147,62 @@ char* carve_slot(stack_pool& p, std::size_t size, std::size_t slot, std::size_t 
   return c;
 }
 
-// Marker layout: slabs of slots [guard_bytes of guard markers][stack]. The
-// markers go in when a slot is first carved; if the kernel refuses (out of
-// memory for page tables), that one stack falls back to a canary, written at
-// the top of its would-be guard.
-stack alloc_from_marker_slab(stack_pool& p, std::size_t size) noexcept GORO_REQUIRES(p.lock) {
-  char* c = carve_slot(p, size, guard_bytes + size, marker_slab_bytes_target, 0);
-  if (c == nullptr) return {};
-  stack s;
-  s.lo = c + guard_bytes;
-  s.hi = s.lo + size;
-  s.size = size;
-  s.guarded = madvise(c, guard_bytes, MADV_GUARD_INSTALL) == 0;
-  if (!s.guarded) write_canary(s.lo - canary_bytes);
-  return s;
+// Marker layout: slabs of slots [guard_bytes of guard markers][stack].
+// Carves up to max slots (under the pool lock); their markers go in later,
+// outside it (install_guards).
+std::size_t carve_marker_stacks(stack_pool& p, std::size_t size, stack* out,
+                                std::size_t max) noexcept GORO_REQUIRES(p.lock) {
+  std::size_t n = 0;
+  for (; n < max; ++n) {
+    char* c = carve_slot(p, size, guard_bytes + size, marker_slab_bytes_target, 0);
+    if (c == nullptr) break;
+    out[n].lo = c + guard_bytes;
+    out[n].hi = out[n].lo + size;
+    out[n].size = size;
+    out[n].guarded = false;
+  }
+  return n;
+}
+
+// process_madvise's name for the calling process (PIDFD_SELF_THREAD_GROUP,
+// Linux 6.15): no descriptor to open, none that a fork could leave pointing
+// at the parent.
+constexpr int pidfd_self_process = -10001;
+constexpr std::size_t max_guard_batch = 64;
+
+// Puts guard markers below each of the n freshly carved stacks s[0..n), which
+// nobody else can see yet. One process_madvise covers the whole batch where
+// the kernel allows it (a marker install costs about 0.5 us, and a syscall
+// per stack adds to it); the rest, or all of them on older kernels, take one
+// madvise each. A stack whose markers the kernel refuses (out of memory for
+// page tables) falls back to a canary, written at the top of its would-be
+// guard.
+void install_guards(stack* s, std::size_t n) noexcept {
+  static std::atomic<bool> batch_refused{false};
+  std::size_t done = 0;
+  if (n > 1 && !batch_refused.load(std::memory_order_relaxed)) {
+    iovec iov[max_guard_batch];
+    const std::size_t k = std::min(n, max_guard_batch);
+    for (std::size_t i = 0; i < k; ++i) {
+      iov[i].iov_base = s[i].lo - guard_bytes;
+      iov[i].iov_len = guard_bytes;
+    }
+    const long r = syscall(SYS_process_madvise, pidfd_self_process, iov, k, MADV_GUARD_INSTALL, 0);
+    if (r < 0) {
+      // EBADF, EINVAL, ENOSYS, EPERM: this kernel cannot, and will not later.
+      // ENOMEM may pass: the one-by-one path below sorts those stacks out.
+      if (errno != ENOMEM && errno != EAGAIN && errno != EINTR)
+        batch_refused.store(true, std::memory_order_relaxed);
+    } else {
+      // Ranges are advised in order; a short count stops inside range `done`.
+      done = static_cast<std::size_t>(r) / guard_bytes;
+      for (std::size_t i = 0; i < done; ++i) s[i].guarded = true;
+    }
+  }
+  for (std::size_t i = done; i < n; ++i) {
+    s[i].guarded = madvise(s[i].lo - guard_bytes, guard_bytes, MADV_GUARD_INSTALL) == 0;
+    if (!s[i].guarded) write_canary(s[i].lo - canary_bytes);
+  }
 }
 
 // Canary layout: a new slab is [guard page][page whose last canary_bytes
@@ -227,12 +272,9 @@ std::size_t guarded_stack_count() noexcept { return guarded_count.load(std::memo
 
 namespace {
 
-// A stack fresh from the OS, in whichever layout the machine allows.
-stack alloc_fresh(stack_pool& p, std::size_t size) noexcept {
-  if (guard_markers_supported()) {
-    lock_guard g(p.lock);
-    return alloc_from_marker_slab(p, size);
-  }
+// One stack fresh from the OS without guard markers: its own guarded mapping
+// while the budget lasts, else a canary slab's.
+stack alloc_fresh_unmarked(stack_pool& p, std::size_t size) noexcept {
   // Relaxed is enough: the counter only bounds how many mappings we make.
   if (guarded_count.fetch_add(1, std::memory_order_relaxed) < guarded_stack_budget()) {
     stack s = alloc_guarded(size);
@@ -248,6 +290,22 @@ stack alloc_fresh(stack_pool& p, std::size_t size) noexcept {
   guarded_count.fetch_sub(1, std::memory_order_relaxed);
   lock_guard g(p.lock);
   return alloc_from_slab(p, size);
+}
+
+// Fresh stacks from the OS, in whichever layout the machine allows: up to
+// max of them from marker slabs, else one. Returns how many (0: refused).
+std::size_t alloc_fresh(stack_pool& p, std::size_t size, stack* out, std::size_t max) noexcept {
+  if (guard_markers_supported()) {
+    std::size_t n;
+    {
+      lock_guard g(p.lock);
+      n = carve_marker_stacks(p, size, out, std::min(max, max_guard_batch));
+    }
+    install_guards(out, n);
+    return n;
+  }
+  out[0] = alloc_fresh_unmarked(p, size);
+  return out[0] ? 1 : 0;
 }
 
 }  // namespace
@@ -266,8 +324,7 @@ std::size_t stack_alloc_batch(std::size_t size, stack* out, std::size_t max) noe
       }
     }
   }
-  out[0] = alloc_fresh(p, size);
-  return out[0] ? 1 : 0;
+  return alloc_fresh(p, size, out, max);
 }
 
 stack stack_alloc(std::size_t size) noexcept {

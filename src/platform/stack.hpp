@@ -9,8 +9,9 @@
 //    stacks per mapping, each below guard_bytes of guard markers
 //    (MADV_GUARD_INSTALL), which fault like PROT_NONE pages but live in the
 //    page tables and cost no memory mapping. Every stack is guarded, however
-//    many there are, and a new stack costs one madvise instead of an mmap
-//    and an mprotect.
+//    many there are, and a new stack costs a marker install instead of an
+//    mmap and an mprotect (a batch of new stacks shares one process_madvise
+//    where the kernel takes PIDFD_SELF, Linux 6.15+).
 //  - guarded: without markers, the stack has its own mapping with PROT_NONE
 //    guard pages below it; running into them raises SIGSEGV, which the
 //    runtime reports naming the goroutine. Each guarded stack costs two
@@ -59,8 +60,9 @@ stack stack_alloc(std::size_t size_class) noexcept;
 /// Returns a stack to the pool.
 void stack_free(const stack& s) noexcept;
 /// Batch forms for the per-P caches (one pool lock per batch): fills
-/// out[0..n) with up to `max` pooled stacks of `size_class`, or with one
-/// fresh stack when none is pooled, and returns n (0 if the OS refuses).
+/// out[0..n) with up to `max` pooled stacks of `size_class`, or with fresh
+/// ones when none is pooled (up to `max` from marker slabs, whose guards go
+/// in with one system call; else one), and returns n (0 if the OS refuses).
 std::size_t stack_alloc_batch(std::size_t size_class, stack* out, std::size_t max) noexcept;
 /// Returns s[0..n) to the pool.
 void stack_free_batch(const stack* s, std::size_t n) noexcept;
