@@ -805,6 +805,96 @@ TEST(park, a_commit_that_declines_resumes_the_goroutine) {
   });
 }
 
+// ------------------------------------------------------------- runnext ---
+
+// Keeps the CPU busy without blocking, for about `iterations` short steps.
+void compute(int iterations) {
+  for (int i = 0; i < iterations; ++i) asm volatile("" ::: "memory");
+}
+
+// A goroutine woken into our P's runnext slot while we compute without
+// blocking can only run if another P takes it from the slot: the thief's
+// side of sched.cpp's membarrier handshake (here sysmon wakes the other
+// thread once our P has looked stuck for 10 ms). Each message must be
+// received once, by a goroutine that runs once.
+TEST(runnext, a_goroutine_woken_behind_a_busy_waker_is_stolen) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "GORO_DEBUG modes route wake-ups around runnext";
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    constexpr int rounds = 12;
+    auto c = goro::make_chan<int>();
+    std::atomic<int> seen{-1};
+    std::atomic<int> received{0};
+    goro::wait_group done;
+    done.add(1);
+    goro::go([&] {
+      for (int v : c) {
+        received.fetch_add(1, std::memory_order_relaxed);
+        seen.store(v, std::memory_order_release);
+      }
+      done.done();
+    });
+    for (int r = 0; r < rounds; ++r) {
+      c.send(r);  // from round 1 on the receiver waits: it goes to our runnext
+      const auto give_up = std::chrono::steady_clock::now() + 60s;
+      while (seen.load(std::memory_order_acquire) != r) {
+        ASSERT_LT(std::chrono::steady_clock::now(), give_up)
+            << "round " << r << ": nobody took the woken goroutine from runnext";
+        compute(100);
+      }
+    }
+    c.close();
+    done.wait();
+    EXPECT_EQ(received.load(), rounds);
+  });
+}
+
+// The owner taking runnext (its park hands the thread to the goroutine it
+// just woke) races with a thief taking it. A ping-pong pair computes for a
+// random while (up to some 30 us, around the thieves' 7 us of patience)
+// between waking the other side and blocking. Before each compute the
+// waker spawns a goroutine that does nothing: it goes to the stealable
+// queue (runnext is taken), which wakes the other P's thread; that thread
+// steals it, runs it, and then, with nothing else to do, tries the pair's
+// runnext while the owner may be taking it. Whoever loses must let go: a
+// goroutine run twice would corrupt its stack or count a message twice.
+TEST(runnext, owner_and_thief_race_for_a_woken_goroutine) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "GORO_DEBUG modes route wake-ups around runnext";
+  goro::run(goro::run_options{.maxprocs = 2}, [] {
+    constexpr int rounds = 4000;
+    auto ping = goro::make_chan<int>();
+    auto pong = goro::make_chan<int>();
+    std::atomic<long> echoed{0};
+    goro::wait_group done;
+    done.add(1);
+    goro::go([&] {
+      std::uint32_t x = 12345;
+      for (int v : ping) {
+        echoed.fetch_add(1, std::memory_order_relaxed);
+        pong.send(v);
+        goro::go([] {});
+        x = x * 1664525u + 1013904223u;
+        compute(static_cast<int>(x >> 15));
+      }
+      done.done();
+    });
+    std::uint32_t x = 678;
+    long sum = 0;
+    for (int r = 0; r < rounds; ++r) {
+      ping.send(r);
+      goro::go([] {});
+      x = x * 1664525u + 1013904223u;
+      compute(static_cast<int>(x >> 15));
+      sum += *pong.recv();
+    }
+    ping.close();
+    done.wait();
+    EXPECT_EQ(echoed.load(), rounds);
+    EXPECT_EQ(sum, long{rounds} * (rounds - 1) / 2);
+  });
+}
+
 TEST(yield, works_on_plain_threads) {
   goro::yield();  // outside any runtime
   goro::run([] {

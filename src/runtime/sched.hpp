@@ -165,6 +165,12 @@ struct alignas(64) P {
   // scheduling step): stores by sysmon, by thieves into the queue's head or
   // by timer users into the heap's lock would each cost the owner a miss.
   alignas(64) std::atomic<G*> runnext{nullptr};
+  // The handshake that lets the owner take runnext without a locked
+  // instruction (sched.cpp, runnext_take and runnext_steal): thieves count
+  // themselves in runnext_revoke; the owner raises runnext_in_take around a
+  // take. On runnext's line, which the owner writes at every take anyway.
+  std::atomic<std::uint32_t> runnext_revoke{0};
+  std::atomic<std::uint32_t> runnext_in_take{0};
 
   // Owner only; sysmon and dumps read it racily (a torn count only delays
   // a retake by one sysmon tick).
@@ -249,6 +255,10 @@ struct sched_t {
   std::thread sysmon;
   // GORO_DEBUG flags, read once by run().
   std::uint32_t debug_flags = 0;
+  // The kernel's expedited private membarrier is registered for this
+  // process (run() registers it): owners take runnext without a
+  // read-modify-write, and thieves pay for it with a membarrier.
+  bool runnext_membarrier = false;
 
   // Global free G records: an array with room for every G record.
   lock_t gfree_lock;
