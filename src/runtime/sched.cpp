@@ -38,11 +38,9 @@
 #include "runtime/sched.hpp"
 
 #include <cxxabi.h>
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +58,7 @@
 #include "goro/sleep.hpp"
 #include "platform/clock.hpp"
 #include "platform/context.hpp"
+#include "platform/membarrier.hpp"
 #include "platform/race.hpp"
 #include "platform/sanitizer.hpp"
 #include "runtime/fault.hpp"
@@ -183,15 +182,9 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
 // (kernels before 4.14, a seccomp filter) both sides take by
 // compare-and-swap.
 
-bool register_membarrier() noexcept {
-  const long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-  if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
-  return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-}
-
 // The owner of p takes whatever is in p's runnext slot (nullptr if none).
 G* runnext_take(P* p) noexcept {
-  if (sched.runnext_membarrier) {
+  if (sched.membarrier) {
     p->runnext_in_take.store(1, std::memory_order_relaxed);
     // The compiler must keep the load after the store; the CPU may not, and
     // the thief's membarrier covers that.
@@ -219,13 +212,13 @@ G* runnext_take(P* p) noexcept {
 // A thief takes g, seen in victim's runnext, if it is still there. True if
 // g is now the thief's to run.
 bool runnext_steal(P* victim, G* g) noexcept {
-  if (!sched.runnext_membarrier) {
+  if (!sched.membarrier) {
     return victim->runnext.compare_exchange_strong(g, nullptr, std::memory_order_acquire,
                                                    std::memory_order_relaxed);
   }
   // seq_cst: visible before the membarrier's barriers run.
   victim->runnext_revoke.fetch_add(1, std::memory_order_seq_cst);
-  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+  if (!membarrier_all_cpus())
     fatal_error("runtime: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
   // Acquire pairs with the owner's release store of in_take = 0. A fast take
   // lasts a few instructions, unless the OS preempted the owner inside it.
@@ -1757,7 +1750,7 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   const int n = resolve_procs(opts);
   install_fault_handler();
   sched.debug_flags = parse_debug_flags();
-  sched.runnext_membarrier = register_membarrier();
+  sched.membarrier = membarrier_register();
   sched.coarse_now.store(nanotime(), std::memory_order_relaxed);
   M* m0 = nullptr;
   try {

@@ -258,7 +258,7 @@ struct sched_t {
   // The kernel's expedited private membarrier is registered for this
   // process (run() registers it): owners take runnext without a
   // read-modify-write, and thieves pay for it with a membarrier.
-  bool runnext_membarrier = false;
+  bool membarrier = false;
 
   // Global free G records: an array with room for every G record.
   lock_t gfree_lock;
