@@ -41,6 +41,26 @@ std::align_val_t chan_alignment(const chan_elem_ops* ops) {
 
 void unlock_one(void* arg) GORO_NO_TSA { static_cast<spinlock*>(arg)->unlock(); }
 
+// gopark's commit for an untimed wait on one channel: release its lock. A
+// goroutine's untimed send or receive parks with it directly, skipping
+// park_on's general commit (deadline timer, lock-set release): two indirect
+// calls and a frame fewer on the path every blocking message takes.
+bool unlock_one_commit(void* arg) GORO_NO_TSA {
+  static_cast<spinlock*>(arg)->unlock();
+  return true;
+}
+
+// Parks the caller, queued on c under c's lock, until woken: goroutines
+// without a deadline the short way, everything else through park_on.
+[[gnu::always_inline]] inline void park_on_chan(chan_core* c, wait_state& ws, std::int64_t deadline,
+                                                wait_reason reason) GORO_NO_TSA {
+  if (deadline == no_deadline && ws.park.is_goroutine()) {
+    gopark(&unlock_one_commit, &c->lock, reason);
+    return;
+  }
+  park_on(ws, &unlock_one, &c->lock, deadline, reason);
+}
+
 struct park_args {
   wait_state* ws;
   void (*release)(void*);
@@ -296,7 +316,7 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
   w.ws = &ws;
   w.elem = src;
   c->sendq.push(&w);
-  park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_send);
+  park_on_chan(c, ws, deadline, wait_reason::chan_send);
   if (timed && ws.winner == nullptr) {
     spin_guard lk(c->lock);
     c->sendq.remove(&w);
@@ -358,7 +378,7 @@ chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
   w.elem = dst;
   w.take = take;
   c->recvq.push(&w);
-  park_on(ws, &unlock_one, &c->lock, deadline, wait_reason::chan_receive);
+  park_on_chan(c, ws, deadline, wait_reason::chan_receive);
   if (timed && ws.winner == nullptr) {
     spin_guard lk(c->lock);
     c->recvq.remove(&w);
