@@ -301,7 +301,11 @@ std::uint32_t runqgrab(P* victim, P* dst, std::uint32_t dst_tail, bool steal_nex
       // runnext meanwhile: every read pulls the victim's cache line over
       // here, and its next write of runnext (each spawn, each wake-up) must
       // take the line back.
+      const std::uint32_t tick = __atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED);
       for (int i = 0; i < 300; ++i) cpu_relax();
+      // A victim that scheduled meanwhile is not stuck behind a long-running
+      // goroutine: whatever is in its runnext now runs soon there.
+      if (__atomic_load_n(&victim->schedtick, __ATOMIC_RELAXED) != tick) return 0;
       if (victim->runnext.load(std::memory_order_relaxed) != next || !runnext_steal(victim, next))
         continue;
       dst->runq[dst_tail % runq_capacity].store(next, std::memory_order_relaxed);
