@@ -178,7 +178,10 @@ void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) {
   c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
-void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) {
+// The exchange steps' bodies, inlined into chan_send and chan_recv (their
+// hottest callers); select.cpp calls the out-of-line wrappers below.
+[[gnu::always_inline]] inline void send_to_receiver(chan_core* c, chan_waiter* r, void* src)
+    GORO_REQUIRES(c->lock) {
   if (c->cap == 0) {
     race_sync_unbuffered(c, r);
   } else {
@@ -195,7 +198,8 @@ void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) {
   r->success = true;
 }
 
-void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take) {
+[[gnu::always_inline]] inline void recv_from_sender(chan_core* c, chan_waiter* sender, void* dst,
+                                                    chan_take_fn take) GORO_REQUIRES(c->lock) {
   if (c->cap == 0) {
     race_sync_unbuffered(c, sender);
     take_value(take, dst, sender->elem);
@@ -212,6 +216,12 @@ void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_ta
     c->sendx = c->recvx;
   }
   sender->success = true;
+}
+
+void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) { send_to_receiver(c, r, src); }
+
+void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_take_fn take) {
+  recv_from_sender(c, sender, dst, take);
 }
 
 // ---------------------------------------------------------------------------
@@ -291,7 +301,7 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
     throw_send_on_closed();
   }
   if (chan_waiter* r = c->recvq.pop_claimed()) {
-    chan_send_to_receiver(c, r, src);
+    send_to_receiver(c, r, src);
     c->lock.unlock();
     r->ws->park.wake();
     return chan_status::ok;
@@ -352,7 +362,7 @@ chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
     return chan_status::closed;
   }
   if (chan_waiter* s = c->sendq.pop_claimed()) {
-    chan_recv_from_sender(c, s, dst, take);
+    recv_from_sender(c, s, dst, take);
     c->lock.unlock();
     s->ws->park.wake();
     return chan_status::ok;

@@ -183,7 +183,7 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
 // compare-and-swap.
 
 // The owner of p takes whatever is in p's runnext slot (nullptr if none).
-G* runnext_take(P* p) noexcept {
+[[gnu::always_inline]] inline G* runnext_take(P* p) noexcept {
   if (sched.membarrier) {
     p->runnext_in_take.store(1, std::memory_order_relaxed);
     // The compiler must keep the load after the store; the CPU may not, and
@@ -236,18 +236,25 @@ bool runnext_steal(P* victim, G* g) noexcept {
   return ours;
 }
 
+bool runqput_queue(P* p, G* g, bool next) noexcept;
+
 // Returns false only when g went into an empty runnext slot: then nothing
 // new is waiting in the stealable queue.
-bool runqput(P* p, G* g, bool next) noexcept {
+inline bool runqput(P* p, G* g, bool next) noexcept {
+  // Only the owner fills runnext; thieves only empty it. So if it is empty
+  // now it stays empty until our store: publish g with a plain release
+  // store (pairs with the acquire in runnext_take and runnext_steal), no
+  // read-modify-write on this hot path (inline: every wake-up takes it).
+  if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
+    p->runnext.store(g, std::memory_order_release);
+    return false;
+  }
+  return runqput_queue(p, g, next);
+}
+
+// The rest of runqput: runnext is taken (next) or not wanted.
+bool runqput_queue(P* p, G* g, bool next) noexcept {
   if (next) {
-    // Only the owner fills runnext; thieves only empty it. So if it is empty
-    // now it stays empty until our store: publish g with a plain release
-    // store (pairs with the acquire in runnext_take and runnext_steal), no
-    // read-modify-write on this hot path.
-    if (p->runnext.load(std::memory_order_relaxed) == nullptr) {
-      p->runnext.store(g, std::memory_order_release);
-      return false;
-    }
     // acq_rel: publishes g (release) and takes ownership of the previous
     // runnext (acquire), which a thief may be taking at this very moment.
     G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
@@ -1538,8 +1545,8 @@ void finish_handoff(M* m) noexcept {
 }  // namespace
 
 void gopark(bool (*commit)(void*), void* arg, wait_reason reason) {
-  G* g = current_g();
   M* m = current_m();
+  G* g = m->curg;
   g->reason = reason;
   // The coarse clock, not a clock read: dumps show waits to ~10 ms. Relaxed
   // on both sides: a timestamp for dumps, ordering nothing.
