@@ -288,6 +288,54 @@ TEST(sysmon, lent_ps_do_not_change_maxprocs) {
   });
 }
 
+// A goroutine that keeps computing on a P being retired (here the lent P,
+// which sysmon gives back as soon as no P looks stuck) strands what waits
+// in that P's runnext: the P is out of nprocs, and only sysmon can wake a
+// thief for it. main gets onto the lent P behind a spinner, stops the
+// spinner and waits, computing, until the lent P is given back and the
+// other thread is idle; then it wakes a parked receiver into its own
+// runnext (which wakes nobody) and computes until the receiver has run.
+TEST(sysmon, rescues_work_stranded_on_a_p_being_retired) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "GORO_DEBUG modes route wake-ups around runnext";
+  using goro::detail::sched;
+  run_in(1, [] {
+    std::atomic<bool> stop{false};
+    std::atomic<bool> received{false};
+    goro::wait_group done;
+    done.add(2);
+    auto c = goro::make_chan<int>();
+    auto started = goro::make_chan<int>(1);
+    goro::go([&] {  // runs first (runnext) and parks
+      (void)c.recv();
+      received.store(true);
+      done.done();
+    });
+    goro::go([&] {
+      started.send(1);  // readies main behind us: it runs once sysmon lends a P
+      const auto t0 = std::chrono::steady_clock::now();
+      while (!stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() - t0 < 20s) {
+      }
+      done.done();
+    });
+    (void)started.recv();  // on the lent P now
+    stop.store(true);
+    auto waited = [t0 = std::chrono::steady_clock::now()] {
+      return std::chrono::steady_clock::now() - t0 > 20s;
+    };
+    while (
+        !(sched.nprocs.load() == 1 && sched.npidle.load() == 1 && sched.nmspinning.load() == 0) &&
+        !waited()) {
+    }
+    ASSERT_FALSE(waited()) << "the lent P was not given back, or the other thread stayed busy";
+    c.send(1);  // the receiver goes to our runnext; nobody is woken for it
+    while (!received.load() && !waited()) {
+    }
+    EXPECT_TRUE(received.load()) << "the receiver never ran beside the computing main goroutine";
+    done.wait();
+  });
+}
+
 // -------------------------------------------------------------- debug modes ---
 
 class scoped_env {

@@ -79,12 +79,34 @@ bool has_work(P* p) noexcept {
   return !runq_empty(p) || sched.runq_size.load(std::memory_order_acquire) > 0;
 }
 
+// Every P is idle: the ones in use are on the idle list, and no P being
+// retired (out of nprocs, off the idle list) still runs the goroutine it had
+// when it was retired: that one may be stuck with work behind it, which
+// only sysmon would notice.
+bool every_p_idle() noexcept {
+  // seq_cst pairs with pidle_get's decrement (see sysmon_main).
+  const int in_use = sched.nprocs.load(std::memory_order_seq_cst);
+  if (sched.npidle.load(std::memory_order_seq_cst) != in_use) return false;
+  const int n = sched.nallp.load(std::memory_order_acquire);
+  if (n == in_use) return true;
+  lock_guard lk(sched.lock);
+  for (int i = in_use; i < n; ++i)
+    if (sched.allp[i]->status == pstatus::running) return false;
+  return true;
+}
+
 // One pass over the Ps (Go's retake). Returns true if it acted.
 bool retake(std::int64_t now) noexcept {
   int stuck_with_work = 0;
   int stuck = 0;
   bool acted = false;
-  const int n = sched.nprocs.load(std::memory_order_acquire);
+  // Every P ever made, not just the first nprocs: a P being retired (by
+  // set_maxprocs, or a lent P given back) stays with its M until the
+  // goroutine on it switches out, and the goroutines in its queue and
+  // runnext wait like any stuck P's. Only thieves can reach them, and
+  // nothing else wakes a thief.
+  const int in_use = sched.nprocs.load(std::memory_order_acquire);
+  const int n = sched.nallp.load(std::memory_order_acquire);
   for (int i = 0; i < n; ++i) {
     P* p = sched.allp[i];
     bool busy;
@@ -102,7 +124,7 @@ bool retake(std::int64_t now) noexcept {
       continue;
     }
     if (now - p->sysmon_when.load(std::memory_order_relaxed) <= stuck_ns) continue;
-    ++stuck;
+    if (i < in_use) ++stuck;  // what lent Ps are for; a retiring P needs none
     if (has_work(p)) ++stuck_with_work;
   }
   if (stuck_with_work > 0) {
@@ -145,12 +167,10 @@ void sysmon_main() noexcept {
     std::uint32_t seq = sched.sysmon_seq.load(std::memory_order_acquire);
     if (sched.sysmon_stop.load(std::memory_order_acquire)) return;
     if (sched.sigquit.load(std::memory_order_seq_cst) != 0) sigquit_dump();
-    if (sched.npidle.load(std::memory_order_seq_cst) ==
-        sched.nprocs.load(std::memory_order_seq_cst)) {
+    if (every_p_idle()) {
       sched.sysmon_idle.store(true, std::memory_order_seq_cst);
       // seq_cst pairs with pidle_get's decrement and sysmon_wake_if_idle.
-      if (sched.npidle.load(std::memory_order_seq_cst) ==
-          sched.nprocs.load(std::memory_order_seq_cst)) {
+      if (every_p_idle()) {
         futex_wait(&sched.sysmon_seq, seq, -1);
         sched.sysmon_idle.store(false, std::memory_order_seq_cst);
         delay = min_delay_ns;
