@@ -139,44 +139,10 @@ void block_nil(std::int64_t deadline, wait_reason reason) {
   for (;;) futex_wait(&never, 0);
 }
 
-// The channel's own moves of the values it carries, unchecked by TSan (as
-// Go's runtime copies them uninstrumented): a value may be moved by a third
-// party for a parked sender or receiver. The edges around each exchange are
-// made explicitly (chan_core.hpp) and order the user's own accesses.
-void move_value(const chan_core* c, void* dst, void* src) noexcept {
-  race_ignore unchecked;
-  c->ops->move_construct(dst, src);
-}
-void take_value(chan_take_fn take, void* dst, void* src) noexcept {
-  if (take == nullptr) return;  // a receive that drops the value
-  race_ignore unchecked;
-  take(dst, src);
-}
-void destroy_value(const chan_core* c, void* p) noexcept {
-  race_ignore unchecked;
-  c->ops->destroy(p);
-}
-
 [[noreturn]] void throw_send_on_closed() { throw goro::panic_error("send on closed channel"); }
 
 // ---------------------------------------------------------------------------
 // Exchange steps.
-
-void chan_send_to_buffer(chan_core* c, void* src) {
-  race_through_slot(c, c->sendx);
-  move_value(c, c->slot(c->sendx), src);
-  if (++c->sendx == c->cap) c->sendx = 0;
-  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
-void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) {
-  race_through_slot(c, c->recvx);
-  void* head = c->slot(c->recvx);
-  take_value(take, dst, head);
-  destroy_value(c, head);
-  if (++c->recvx == c->cap) c->recvx = 0;
-  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-}
 
 // The exchange steps' bodies, inlined into chan_send and chan_recv (their
 // hottest callers); select.cpp calls the out-of-line wrappers below.

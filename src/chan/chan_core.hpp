@@ -210,10 +210,43 @@ void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_ta
 /// The sender (the caller, value at src) completes receiver r, popped from
 /// recvq (the buffer is empty, if there is one).
 void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRES(c->lock);
-/// Takes the buffer's head value into dst (count > 0).
-void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take) GORO_REQUIRES(c->lock);
+
+// The channel's own moves of the values it carries, unchecked by TSan (as
+// Go's runtime copies them uninstrumented): a value may be moved by a third
+// party for a parked sender or receiver. The edges around each exchange are
+// made explicitly (above) and order the user's own accesses.
+inline void move_value(const chan_core* c, void* dst, void* src) noexcept {
+  race_ignore unchecked;
+  c->ops->move_construct(dst, src);
+}
+inline void take_value(chan_take_fn take, void* dst, void* src) noexcept {
+  if (take == nullptr) return;  // a receive that drops the value
+  race_ignore unchecked;
+  take(dst, src);
+}
+inline void destroy_value(const chan_core* c, void* p) noexcept {
+  race_ignore unchecked;
+  c->ops->destroy(p);
+}
+
+/// Takes the buffer's head value into dst (count > 0). Inline, as the
+/// next one: every buffered send and receive, and select's, runs one.
+inline void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take)
+    GORO_REQUIRES(c->lock) {
+  race_through_slot(c, c->recvx);
+  void* head = c->slot(c->recvx);
+  take_value(take, dst, head);
+  destroy_value(c, head);
+  if (++c->recvx == c->cap) c->recvx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
 /// Appends the value at src to the buffer (count < cap).
-void chan_send_to_buffer(chan_core* c, void* src) GORO_REQUIRES(c->lock);
+inline void chan_send_to_buffer(chan_core* c, void* src) GORO_REQUIRES(c->lock) {
+  race_through_slot(c, c->sendx);
+  move_value(c, c->slot(c->sendx), src);
+  if (++c->sendx == c->cap) c->sendx = 0;
+  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 [[noreturn]] void throw_send_on_closed();
 

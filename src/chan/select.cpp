@@ -68,7 +68,7 @@ struct poll_outcome {
 };
 
 // One case of Go's pass 1, with cs.c locked: completes it if it can proceed.
-poll_outcome poll_case(const select_case_rec& cs) GORO_NO_TSA {
+[[gnu::always_inline]] inline poll_outcome poll_case(const select_case_rec& cs) GORO_NO_TSA {
   chan_core* c = cs.c;
   if (cs.send) {
     if (c->closed.load(std::memory_order_relaxed)) return {poll_outcome::send_on_closed};

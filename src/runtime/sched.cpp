@@ -1633,7 +1633,8 @@ bool parker::thread_wait_until(std::int64_t deadline_ns) noexcept {
 }
 
 std::uint32_t cheap_rand() noexcept {
-  if (M* m = current_m()) return fastrand(m);
+  // tls_m read here, not through current_m(): nothing in between can switch.
+  if (M* m = tls_m) return fastrand(m);
   thread_local std::uint64_t state = 0x9E3779B97F4A7C15ull ^
                                      reinterpret_cast<std::uintptr_t>(&state) ^
                                      static_cast<std::uint64_t>(nanotime());
