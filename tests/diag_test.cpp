@@ -80,6 +80,31 @@ TEST(dump, shows_state_reason_name_site_and_stack) {
   });
 }
 
+// G records are reused, and a record keeps its name buffer: an unnamed
+// goroutine in a record whose last goroutine had a name shows no name. On
+// one P the next spawn takes the record the last exit freed.
+TEST(dump, a_reused_record_forgets_the_name) {
+  run_in(1, [] {
+    goro::wait_group done;
+    done.add(1);
+    goro::go(goro::spawn_options{.name = "forgotten"}, [&done] { done.done(); });
+    done.wait();
+    goro::yield();  // let it exit, freeing its record
+    auto c = goro::make_chan<int>();
+    done.add(1);
+    goro::go([c, &done] {
+      diag_blocked_in_receive(c);
+      done.done();
+    });
+    EXPECT_TRUE(goro_test::eventually(
+        [] { return dump_text().find("[chan receive") != std::string::npos; }));
+    const std::string d = dump_text();
+    EXPECT_EQ(d.find("forgotten"), std::string::npos) << d;
+    c.send(1);
+    done.wait();
+  });
+}
+
 TEST(dump, folds_goroutines_blocked_at_one_site) {
   const int n = scaled(100000, 2000);
   run_in(4, [&] {

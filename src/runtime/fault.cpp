@@ -61,7 +61,7 @@ class out {
 
 void describe_goroutine(out& o, G* g, const char* state) noexcept {
   o.str("goroutine ").num(g->id);
-  if (g->name_len != 0) o.str(" \"").str(g->display_name()).str("\"");
+  if (g->has_name()) o.str(" \"").str(g->display_name()).str("\"");
   o.str(" [").str(state).str("]:\n");
   o.str("\tcreated at ").str(g->site.file_name()).str(":").num(g->site.line());
   if (g->site.function_name() != nullptr && g->site.function_name()[0] != '\0')
@@ -205,7 +205,7 @@ void write_all(int fd, const std::string& s) noexcept {
   }
   std::string header = "panic: " + what + "\n\t(exception of type " + type + " escaped goroutine " +
                        std::to_string(g->id);
-  if (g->name_len != 0) header += std::string(" \"") + g->display_name() + "\"";
+  if (g->has_name()) header += std::string(" \"") + g->display_name() + "\"";
   header += ", created at ";
   header += g->site.file_name() != nullptr ? g->site.file_name() : "?";
   header += ":" + std::to_string(g->site.line()) + ")\n\n";

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -688,7 +689,8 @@ void g_entry(void*, void* data) {
 // G records and stacks.
 
 void free_closure(G* g) noexcept {
-  if (g->heap_closure) ::operator delete (g->closure, std::align_val_t{g->heap_align});
+  if (g->heap_closure)
+    ::operator delete (g->closure, std::align_val_t{std::size_t{1} << g->heap_align_shift});
   g->closure = nullptr;
   g->heap_closure = false;
   g->ops = nullptr;
@@ -851,9 +853,9 @@ std::uint64_t new_goid(P* p) noexcept {
 
 // On g0, before g's first run: give it a stack and an initial frame.
 void start_g(M* m, G* g) noexcept {
-  if (g->stk && g->stk.size != g->stack_class) release_stack(m->p, g);
+  if (g->stk && g->stk.size != g->stack_class()) release_stack(m->p, g);
   if (!g->stk) {
-    g->stk = acquire_stack(m->p, g->stack_class);
+    g->stk = acquire_stack(m->p, g->stack_class());
     if (!g->stk) fatal_plain("runtime: out of memory: cannot allocate a goroutine stack");
   }
 #if GORO_ASAN
@@ -1689,13 +1691,23 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   G* g = gfree_get(p);
   g->id = new_goid(p);
   g->site = site;
-  const std::size_t n = std::min(opts.name.size(), sizeof(g->name) - 1);
+  const std::size_t n = std::min(opts.name.size(), G::name_capacity - 1);
   if (n != 0) {
-    std::memcpy(g->name, opts.name.data(), n);
-    g->name[n] = '\0';
+    if (g->name_buf == nullptr) {
+      g->name_buf = new (std::nothrow) char[G::name_capacity];
+      if (g->name_buf == nullptr) {
+        gfree_put_any(p, g);
+        throw std::bad_alloc();
+      }
+    }
+    std::memcpy(g->name_buf, opts.name.data(), n);
+    g->name_buf[n] = '\0';
+  } else if (g->name_buf != nullptr) {
+    g->name_buf[0] = '\0';  // the record's previous goroutine had a name
   }
-  g->name_len = static_cast<std::uint8_t>(n);
-  g->stack_class = opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
+  const std::size_t stack_class =
+      opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
+  g->stack_shift = static_cast<std::uint8_t>(std::countr_zero(stack_class));
   g->reason = wait_reason::none;
   // Under TSan closures always go to the heap: the allocator tells TSan the
   // memory is new, where a reused inline buffer would look raced.
@@ -1711,7 +1723,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
       throw;
     }
     g->heap_closure = true;
-    g->heap_align = static_cast<std::uint32_t>(a);
+    g->heap_align_shift = static_cast<std::uint8_t>(std::countr_zero(a));
   }
   return {g, g->closure};
 }
