@@ -108,7 +108,7 @@ run_build asan "$clang_cc" "$clang_cxx" Debug address \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_build tsan "$clang_cc" "$clang_cxx" RelWithDebInfo thread \
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
 
 echo
 echo "======== results"
