@@ -191,8 +191,10 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
     // the thief's membarrier covers that.
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (p->runnext_revoke.load(std::memory_order_relaxed) == 0) {
-      // Acquire: runnext was published by a put on this P (ours, or an
-      // earlier owner's, ordered by the P's handover), so relaxed would do.
+      // Pairs with the release store that published g in runqput. That put
+      // ran on this P (ours, or an earlier owner's, ordered by the P's
+      // handover), so the acquire only keeps the pairing explicit; on x86
+      // it costs nothing.
       G* g = p->runnext.load(std::memory_order_acquire);
       if (g != nullptr) p->runnext.store(nullptr, std::memory_order_relaxed);
       // Release pairs with the thief's acquire load of in_take: it sees the
