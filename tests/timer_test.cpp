@@ -8,16 +8,21 @@
 // is the observation window, never the synchronization a result relies on.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include "goro/goro.hpp"
+#include "runtime/sched.hpp"
+#include "runtime/timer.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -336,6 +341,178 @@ TEST(timer, a_million_pending_timers_stay_cheap) {
       EXPECT_EQ(stopped, (n + 1) / 2);
     }  // the rest go with their handles
     EXPECT_EQ(goro::detail::timer_obj_count(), base);
+  });
+}
+
+// --- the per-P heap ----------------------------------------------------------
+
+// The heap against a model (a multimap of deadline -> entry) under random
+// pushes, stops (of the top, of inner entries, enough to force rebuilds),
+// re-pushes of stopped timers whose old entries are still in the heap as
+// zombies, sleeper entries and pops: every pop must be a live entry with the
+// least deadline, a stopped timer must never come out, and earliest() and
+// size() must always match.
+TEST(timer_heap, matches_a_sorted_model_through_stops_zombies_and_rebuilds) {
+  using goro::detail::timer;
+  using goro::detail::timer_heap;
+  constexpr int ntimers = 3000;
+  constexpr int nsleepers = 200;
+  std::vector<timer> timers(ntimers);
+  struct alignas(8) fake_g {
+    char bytes[8];
+  };
+  std::vector<fake_g> sleepers(nsleepers);
+  // Model: deadline -> identity (a timer* or a sleeper's address).
+  std::multimap<std::int64_t, const void*> model;
+  std::vector<bool> in_heap(ntimers, false), sleeping(nsleepers, false);
+  std::mt19937_64 rng(20261125);
+  timer_heap h;
+  goro::detail::lock_guard lk(h.lock);
+
+  auto erase_from_model = [&](std::int64_t when, const void* who) {
+    auto [lo, hi] = model.equal_range(when);
+    for (auto it = lo; it != hi; ++it) {
+      if (it->second == who) {
+        model.erase(it);
+        return true;
+      }
+    }
+    return false;
+  };
+  auto check_top = [&] {
+    ASSERT_EQ(h.size(), model.size());
+    ASSERT_EQ(h.earliest(), model.empty() ? 0 : model.begin()->first);
+  };
+  auto pop_one = [&](timer_heap::popped due) {
+    ASSERT_TRUE(due);
+    ASSERT_FALSE(model.empty());
+    ASSERT_EQ(due.when, model.begin()->first);
+    const void* who = due.t != nullptr ? static_cast<const void*>(due.t) : due.sleeper;
+    ASSERT_TRUE(erase_from_model(due.when, who)) << "popped an entry that is not live";
+    if (due.t != nullptr) {
+      const auto i = static_cast<std::size_t>(due.t - timers.data());
+      ASSERT_TRUE(in_heap[i]);
+      ASSERT_EQ(due.t->heap.load(), nullptr);
+      in_heap[i] = false;
+      due.t->busy.store(0);  // as run_timers does once fire() returned
+    } else {
+      const auto i = static_cast<std::size_t>(static_cast<fake_g*>(due.sleeper) - sleepers.data());
+      ASSERT_TRUE(sleeping[i]);
+      sleeping[i] = false;
+    }
+  };
+
+  std::int64_t now = 1000;
+  int rebuilt_sized_stops = 0;
+  for (int step = 0; step < 200000; ++step) {
+    const auto op = rng() % 100;
+    if (op < 40) {  // push a timer (maybe one whose stopped entry is still a zombie)
+      const auto i = rng() % ntimers;
+      if (in_heap[i]) continue;
+      timers[i].when = now + static_cast<std::int64_t>(rng() % 5000);
+      h.push(&timers[i]);
+      in_heap[i] = true;
+      model.emplace(timers[i].when, &timers[i]);
+    } else if (op < 45) {  // a sleeper
+      const auto i = rng() % nsleepers;
+      if (sleeping[i]) continue;
+      const std::int64_t when = now + static_cast<std::int64_t>(rng() % 5000);
+      h.push_sleeper(&sleepers[i], when);
+      sleeping[i] = true;
+      model.emplace(when, &sleepers[i]);
+    } else if (op < 75) {  // stop: the top one sometimes, else any
+      std::size_t i = rng() % ntimers;
+      if (op < 50 && !model.empty()) {
+        const auto* top = static_cast<const timer*>(model.begin()->second);
+        if (top >= timers.data() && top < timers.data() + ntimers)
+          i = static_cast<std::size_t>(top - timers.data());
+      }
+      const bool removed = h.remove(&timers[i]);
+      ASSERT_EQ(removed, static_cast<bool>(in_heap[i]));
+      if (removed) {
+        ASSERT_TRUE(erase_from_model(timers[i].when, &timers[i]));
+        in_heap[i] = false;
+        ++rebuilt_sized_stops;
+      }
+    } else {  // time passes; fire what is due
+      now += static_cast<std::int64_t>(rng() % 60);
+      for (;;) {
+        const timer_heap::popped due = h.pop_expired(now);
+        if (!due) {
+          ASSERT_TRUE(model.empty() || model.begin()->first > now);
+          break;
+        }
+        pop_one(due);
+      }
+    }
+    check_top();
+  }
+  // Stop most of what is left in one go (well past a quarter: rebuilds),
+  // then drain in order.
+  for (int i = 0; i < ntimers; ++i) {
+    if (in_heap[static_cast<std::size_t>(i)] && i % 5 != 0) {
+      ASSERT_TRUE(h.remove(&timers[static_cast<std::size_t>(i)]));
+      ASSERT_TRUE(erase_from_model(timers[static_cast<std::size_t>(i)].when,
+                                   &timers[static_cast<std::size_t>(i)]));
+      in_heap[static_cast<std::size_t>(i)] = false;
+      check_top();
+    }
+  }
+  while (!model.empty()) pop_one(h.pop());
+  EXPECT_FALSE(h.pop());
+  EXPECT_EQ(h.earliest(), 0);
+  EXPECT_GT(rebuilt_sized_stops, 10000);
+}
+
+// Sleeping goroutines and timers are entries of their own P's heap;
+// shrinking maxprocs moves them to P 0, where the timers can still be
+// stopped and the sleepers still wake.
+TEST(timer_heap, sleepers_and_timers_on_retired_ps_move_to_p0) {
+  run_in(4, [] {
+    using namespace goro::detail;
+    constexpr int spinners = 3;  // with main, one per P: all run at once
+    constexpr int sleepers_each = 50;
+    std::atomic<bool> go{false};
+    std::atomic<int> spinning{0};
+    goro::wait_group wg;
+    wg.add(spinners * sleepers_each);
+    std::array<std::unique_ptr<goro::timer>, spinners> timers;
+    goro::wait_group started;
+    started.add(spinners);
+    for (int s = 0; s < spinners; ++s) {
+      goro::go([&, s] {
+        spinning.fetch_add(1);
+        while (!go.load()) {
+        }
+        timers[static_cast<std::size_t>(s)] = std::make_unique<goro::timer>(1h);
+        for (int i = 0; i < sleepers_each; ++i) {
+          goro::go([&] {
+            goro::sleep_for(1s);
+            wg.done();
+          });
+        }
+        started.done();
+      });
+    }
+    ASSERT_TRUE(eventually([&] { return spinning.load() == spinners; }));
+    go.store(true);
+    started.wait();
+    auto entries_on = [](bool p0) {
+      std::size_t n = 0;
+      for (int i = p0 ? 0 : 1; i < (p0 ? 1 : sched.nallp.load()); ++i) {
+        lock_guard lk(sched.allp[i]->timers.lock);
+        n += sched.allp[i]->timers.size();
+      }
+      return n;
+    };
+    // Three spinners held three Ps at once: at least two were not P 0.
+    EXPECT_GE(entries_on(false), 2u);
+    EXPECT_EQ(goro::set_maxprocs(1), 4);
+    // Retired Ps hand their heaps over when their Ms next look for work.
+    ASSERT_TRUE(eventually([&] { return entries_on(false) == 0; }));
+    EXPECT_GE(entries_on(true), static_cast<std::size_t>(spinners));
+    for (auto& t : timers) EXPECT_TRUE(t->stop());  // still pending, in P 0's heap
+    wg.wait();
   });
 }
 

@@ -526,6 +526,7 @@ std::int64_t earliest_timer() noexcept {
 namespace {
 
 void rearm_periodic(timer* t) noexcept;
+void wake_sleeper(G* g) noexcept;
 
 // Runs the due timers of pp. Returns true if any fired. One timer at a time:
 // a fire() may stop other timers (a context deadline stops its
@@ -537,9 +538,15 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
   bool fired = false;
   for (;;) {
     pp->timers.lock.lock();
-    timer* t = pp->timers.pop_expired(now);
+    const timer_heap::popped due = pp->timers.pop_expired(now);
     pp->timers.lock.unlock();
-    if (t == nullptr) return fired;
+    if (!due) return fired;
+    fired = true;
+    if (due.sleeper != nullptr) {
+      wake_sleeper(static_cast<G*>(due.sleeper));
+      continue;
+    }
+    timer* t = due.t;
     const bool self_clearing = t->fire_clears_busy;  // read before t may go
     t->fire(t);
     if (self_clearing) {
@@ -550,7 +557,6 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
       // Release pairs with timer_stop's acquire: fire() is over.
       t->busy.store(0, std::memory_order_release);
     }
-    fired = true;
   }
 }
 
@@ -1194,30 +1200,37 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
   std::int64_t earliest = 0;
   for (;;) {
     p->timers.lock.lock();
-    timer* t = p->timers.pop();
+    const timer_heap::popped due = p->timers.pop();
     p->timers.lock.unlock();
-    if (t == nullptr) return earliest;
-    // Read before the timer is released to its owner (busy = 0 below).
-    const std::int64_t when = t->when;
+    if (!due) return earliest;
     dst->timers.lock.lock();
     try {
-      dst->timers.push(t);
+      if (due.sleeper != nullptr) {
+        dst->timers.push_sleeper(due.sleeper, due.when);
+      } else {
+        dst->timers.push(due.t);
+      }
     } catch (...) {
-      // Out of memory growing P 0's heap: leave the timer where it was (the
+      // Out of memory growing P 0's heap: leave the entry where it was (the
       // source heap just shrank, so this push cannot allocate); an idle M
       // still runs it, as every M scans every P's timers.
       dst->timers.lock.unlock();
       p->timers.lock.lock();
-      p->timers.push(t);
-      // Under the heap lock, as in rearm_periodic: once the lock is
-      // released another M may pop t and mark it busy again.
-      t->busy.store(0, std::memory_order_release);  // in a heap again
+      if (due.sleeper != nullptr) {
+        p->timers.push_sleeper(due.sleeper, due.when);
+      } else {
+        p->timers.push(due.t);
+        // Under the heap lock, as in rearm_periodic: once the lock is
+        // released another M may pop t and mark it busy again.
+        due.t->busy.store(0, std::memory_order_release);  // in a heap again
+      }
       p->timers.lock.unlock();
       return earliest;
     }
-    t->busy.store(0, std::memory_order_release);  // in P 0's heap now (lock held)
+    if (due.t != nullptr)
+      due.t->busy.store(0, std::memory_order_release);  // in P 0's heap (lock held)
     dst->timers.lock.unlock();
-    if (earliest == 0 || when < earliest) earliest = when;
+    if (earliest == 0 || due.when < earliest) earliest = due.when;
   }
 }
 
@@ -1852,12 +1865,8 @@ void prefetch_frames(const G* g) noexcept {
   for (const char* line = sp; line < end; line += 64) __builtin_prefetch(line, 1, 3);
 }
 
-void sleep_fire(timer* t) noexcept {
-  G* g = static_cast<G*>(t->arg);
-  // t is in g's frame (park_until): done with it before g can run.
-  // Release pairs with timer_stop's acquire (nothing stops a sleep; this
-  // keeps the timer protocol uniform).
-  t->busy.store(0, std::memory_order_release);
+// A sleeper's deadline came (run_timers): its record was its timer.
+void wake_sleeper(G* g) noexcept {
   prefetch_frames(g);
   goready(g);
 }
@@ -1884,21 +1893,14 @@ void thread_sleep_until(std::int64_t deadline) noexcept {
   }
 }
 
-// Parks g, the running goroutine, until its timer for deadline fires.
+// Parks g, the running goroutine, until deadline. g itself is the heap
+// entry's payload (timer.hpp): it needs no timer, and nothing stops a sleep.
 void park_until(G* g, std::int64_t deadline) GORO_NO_TSA {
   P* p = current_m()->p;
-  // The timer lives in this frame, which outlasts the sleep: sleep_fire ends
-  // its busy state before it wakes us (fire_clears_busy), and nothing else
-  // touches it after, so it needs no room in the G record.
-  timer t;
-  t.when = deadline;
-  t.fire = &sleep_fire;
-  t.arg = g;
-  t.fire_clears_busy = true;
   p->timers.lock.lock();
   try {
     race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
-    p->timers.push(&t);
+    p->timers.push_sleeper(g, deadline);
   } catch (...) {
     p->timers.lock.unlock();
     throw;
