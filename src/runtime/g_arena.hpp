@@ -9,7 +9,8 @@
 // records instead of one per 21, and wakes miss the TLB far less (timers
 // ran 0.88x, skynet 0.94x, spawn 0.93x of their time on 4 KiB pages). The
 // cost is RSS granularity: a process that spawns one goroutine holds a
-// 2 MiB page of records where the kernel grants one.
+// 2 MiB page of records where the kernel grants one. Where a 1 GiB
+// reservation is refused (strict overcommit accounting), segments shrink.
 //
 // Concurrency: g_arena_alloc is called with sched.gchunk_lock held (it is
 // the one place that grows the record supply); g_arena_release only at
