@@ -266,6 +266,41 @@ TEST(sysmon, keeps_other_goroutines_running_beside_a_spinning_one) {
   });
 }
 
+// A goroutine computes without yielding; a timer it started sits in its
+// P's heap, which only that P's scheduler runs while other Ms have work of
+// their own (here: goroutines that yield in a loop keep every other P, lent
+// ones included, busy). sysmon fires the stuck P's due timers; without that
+// the timer would fire only when the spin ends (after 10 s).
+TEST(sysmon, fires_the_due_timers_of_a_p_stuck_on_one_goroutine) {
+  run_in(2, [] {
+    std::atomic<bool> stop{false};
+    goro::wait_group done;
+    constexpr int yielders = 8;
+    done.add(yielders + 1);
+    for (int i = 0; i < yielders; ++i) {
+      goro::go([&] {
+        while (!stop.load(std::memory_order_relaxed)) goro::yield();
+        done.done();
+      });
+    }
+    std::atomic<bool> fired_during_spin{false};
+    goro::go(goro::spawn_options{.name = "spinner"}, [&] {
+      goro::timer t(5ms);  // in this goroutine's P's heap
+      const auto t0 = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - t0 < 10s) {
+        if (t.c().try_recv()) {
+          fired_during_spin.store(true);
+          break;
+        }
+      }
+      stop.store(true);
+      done.done();
+    });
+    done.wait();
+    EXPECT_TRUE(fired_during_spin.load()) << "the timer waited for the spin to end";
+  });
+}
+
 // An idle runtime: sysmon notices that every P is idle and sleeps without a
 // timeout (otherwise it would tick every 10 ms at least, and far more often
 // before its back-off).

@@ -561,6 +561,12 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
   }
 }
 
+}  // namespace
+
+bool run_due_timers(P* p, std::int64_t now) noexcept { return run_timers(p, now); }
+
+namespace {
+
 bool run_all_timers(std::int64_t now) noexcept {
   bool fired = false;
   const int n = sched.nallp.load(std::memory_order_acquire);

@@ -324,6 +324,9 @@ bool runq_empty(P* p) noexcept;
 void wakep() noexcept;
 void startm(P* p, bool spinning) noexcept;
 std::int64_t earliest_timer() noexcept;
+/// Fires the timers of p due by now, from any thread (sysmon runs those of a
+/// P stuck on one goroutine); true if any fired.
+bool run_due_timers(P* p, std::int64_t now) noexcept;
 /// Sets the number of Ps in use (set_maxprocs without the public checks);
 /// returns the previous count.
 int resize_procs(int n);

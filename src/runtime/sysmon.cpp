@@ -17,6 +17,9 @@
 //    writes runnext and the queue tail). A lent P is given back (the P count
 //    shrinks; the highest P retires as in set_maxprocs) when fewer Ps are
 //    stuck than are lent.
+//  - It fires a stuck P's due timers itself (they wait for that P's
+//    scheduler; other Ms look at them only once they run out of work, which
+//    under load may be never). What they wake goes to the global queue.
 //  - It advances sched.coarse_now, the clock gopark stamps into G::wait_since.
 //
 // Sleeping: 20 us between ticks, doubling after 50 idle ticks up to 10 ms
@@ -124,6 +127,14 @@ bool retake(std::int64_t now) noexcept {
       continue;
     }
     if (now - p->sysmon_when.load(std::memory_order_relaxed) <= stuck_ns) continue;
+    // Its timers wait for its scheduler, which the stuck goroutine keeps
+    // out; other Ms run them only when they run out of work (Go's sysmon
+    // preempts the goroutine instead). Fire the due ones from here: what
+    // they wake goes to the global queue.
+    if (const std::int64_t due = p->timers.earliest(); due != 0 && due <= now) {
+      run_due_timers(p, now);
+      acted = true;
+    }
     if (i < in_use) ++stuck;  // what lent Ps are for; a retiring P needs none
     if (has_work(p)) ++stuck_with_work;
   }
