@@ -7,11 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -116,50 +113,6 @@ TEST(stack_DeathTest, overflow_beyond_the_mapping_budget_hits_a_guard) {
       },
       ::testing::ExitedWithCode(2),
       contains_all({"stack overflow", "overflower", "death_test.cpp"}));
-}
-
-// --------------------------------------------------------------- G records ---
-
-// G records come from 1 GiB reservations of address space (g_arena.cpp).
-// Where one is refused (an address-space limit here; strict overcommit
-// accounting elsewhere), smaller reservations must serve: goroutines still
-// spawn and run. Runs in a child, whose address space the limit shrinks.
-TEST(g_arena_DeathTest, records_come_from_smaller_reservations_when_1_gib_is_refused) {
-  if (goro_test_sanitized)
-    GTEST_SKIP() << "sanitizers reserve terabytes of shadow: a limit breaks them";
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        long long pages = 0;
-        if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-          if (std::fscanf(f, "%lld", &pages) != 1) pages = 0;
-          std::fclose(f);
-        }
-        if (pages == 0) std::exit(3);
-        const auto mapped = static_cast<rlim_t>(pages) * static_cast<rlim_t>(sysconf(_SC_PAGESIZE));
-        rlimit lim{};
-        lim.rlim_cur = lim.rlim_max = mapped + (rlim_t{600} << 20);
-        if (setrlimit(RLIMIT_AS, &lim) != 0) std::exit(4);
-        // The limit must refuse what the arena asks for first.
-        void* probe = mmap(nullptr, std::size_t{1} << 30, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (probe != MAP_FAILED) std::exit(5);
-        std::atomic<int> ran{0};
-        constexpr int n = 50'000;
-        goro::run(goro::run_options{.maxprocs = 2}, [&ran] {
-          goro::wait_group wg;
-          wg.add(n);
-          for (int i = 0; i < n; ++i) {
-            goro::go([&ran, &wg] {
-              ran.fetch_add(1, std::memory_order_relaxed);
-              wg.done();
-            });
-          }
-          wg.wait();
-        });
-        std::exit(ran.load() == n ? 0 : 6);
-      },
-      ::testing::ExitedWithCode(0), "");
 }
 
 // ------------------------------------------------------------------ panics ---

@@ -63,7 +63,6 @@
 #include "platform/race.hpp"
 #include "platform/sanitizer.hpp"
 #include "runtime/fault.hpp"
-#include "runtime/g_arena.hpp"
 #include "runtime/sema.hpp"
 
 #if GORO_ASAN
@@ -848,18 +847,12 @@ G* gfree_get(P* p) {
     if (!sched.gchunks.empty() && sched.gchunk_used < g_chunk_size)
       return &sched.gchunks.back()[sched.gchunk_used++];
   }
+  auto chunk = std::make_unique<G[]>(g_chunk_size);
   grow_g_arrays(sched.gcount + g_chunk_size);
-  // The records are constructed now (G() throws nothing) and destroyed only
-  // at teardown; their memory is the arena's (g_arena.hpp).
-  auto* chunk = static_cast<G*>(g_arena_alloc(sizeof(G) * g_chunk_size));
-  for (std::size_t i = 0; i < g_chunk_size; ++i) new (&chunk[i]) G();
   lock_guard lk(sched.allgs_lock);
-  // May throw: the arrays just stay larger, and the chunk's records stay
-  // unused in the arena until teardown (which walks only registered ones,
-  // so their destructors never run: they own nothing yet).
-  sched.gchunks.push_back(chunk);
+  sched.gchunks.push_back(chunk.get());  // may throw: the arrays just stay larger
   sched.gchunk_used = 1;
-  return chunk;
+  return chunk.release();
 }
 
 std::uint64_t new_goid(P* p) noexcept {
@@ -1371,9 +1364,8 @@ void teardown() noexcept {
       }
 #endif
     }
-    for (std::size_t i = 0; i < g_chunk_size; ++i) chunk[i].~G();
+    delete[] chunk;
   }
-  g_arena_release();
   const int np = sched.nallp.load(std::memory_order_relaxed);
   for (int i = 0; i < np; ++i) {
     delete sched.allp[i];
