@@ -805,6 +805,98 @@ TEST(park, a_commit_that_declines_resumes_the_goroutine) {
   });
 }
 
+// --------------------------------------------------------- global queue ---
+
+// A goroutine that has run and was woken waits in the global queue's
+// `resumed` ring, ahead of never-started goroutines queued before it (a
+// single FIFO would put it behind every one of them). One P: W1 and W2 park
+// on channels; main spawns a backlog (most of it spills to the global
+// queue), wakes W1 and then W2 (W2 takes runnext, W1 goes to the local
+// queue), and spawns enough more for W1 to spill to the global queue too.
+TEST(global_queue, a_woken_goroutine_does_not_wait_behind_fresh_ones) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "GORO_DEBUG modes route wake-ups around the queues";
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    const int backlog = scaled(2000, 1000);
+    constexpr int spill = 300;  // > 256: two local-queue overflows after W1 joins it
+    auto c1 = goro::make_chan<int>();
+    auto c2 = goro::make_chan<int>();
+    std::atomic<int> order{0};
+    std::atomic<int> w1_position{-1};
+    goro::wait_group parked, done;
+    parked.add(2);
+    done.add(2 + backlog + spill);
+    goro::go([&] {
+      parked.done();
+      (void)c1.recv();
+      w1_position.store(order.fetch_add(1));
+      done.done();
+    });
+    goro::go([&] {
+      parked.done();
+      (void)c2.recv();
+      order.fetch_add(1);
+      done.done();
+    });
+    parked.wait();  // one P: both ran up to their receives before main resumed
+    auto fresh = [&] {
+      order.fetch_add(1);
+      done.done();
+    };
+    for (int i = 0; i < backlog; ++i) goro::go{fresh};
+    c1.send(1);  // W1 into runnext
+    c2.send(2);  // W2 into runnext, W1 to the local queue's tail
+    for (int i = 0; i < spill; ++i) goro::go{fresh};
+    done.wait();
+    const int total = 2 + backlog + spill;
+    EXPECT_GE(w1_position.load(), 0);
+    EXPECT_LT(w1_position.load(), total / 2)
+        << "the woken goroutine ran after most of the never-started ones";
+  });
+}
+
+// The valve: never-started goroutines get every fourth take from the global
+// queue, so a stream of resumed goroutines cannot starve them. One P full
+// of goroutines that yield in a loop (each yield past a full local queue
+// spills the oldest half to the `resumed` ring, which so never empties); a
+// plain thread queues one fresh goroutine that ends the loops.
+TEST(global_queue, fresh_goroutines_start_while_resumed_ones_keep_coming) {
+  if (std::getenv("GORO_DEBUG") != nullptr)
+    GTEST_SKIP() << "GORO_DEBUG modes route wake-ups around the queues";
+  goro::run(goro::run_options{.maxprocs = 1}, [] {
+    constexpr int yielders = 600;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> gave_up{false};
+    std::atomic<int> running{0};
+    goro::wait_group done;
+    done.add(yielders + 1);
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    for (int i = 0; i < yielders; ++i) {
+      goro::go([&] {
+        running.fetch_add(1);
+        while (!stop.load(std::memory_order_relaxed)) {
+          if (std::chrono::steady_clock::now() > give_up) {
+            gave_up.store(true);
+            break;
+          }
+          goro::yield();
+        }
+        done.done();
+      });
+    }
+    std::thread spawner([&] {
+      while (running.load() < yielders) std::this_thread::yield();
+      goro::go([&] {  // off any P: straight to the global queue's fresh ring
+        stop.store(true);
+        done.done();
+      });
+    });
+    done.wait();
+    spawner.join();
+    EXPECT_FALSE(gave_up.load()) << "the fresh goroutine never got the P";
+  });
+}
+
 // ------------------------------------------------------------- runnext ---
 
 // Keeps the CPU busy without blocking, for about `iterations` short steps.

@@ -122,15 +122,19 @@ bool runq_empty(P* p) noexcept {
 
 namespace {
 
-// Appends n goroutines to the global queue. Never allocates: the ring has
-// room for every G record (grow_g_arrays).
+// Appends n goroutines to the global queue, each to its class's ring (see
+// sched_t). Never allocates: the rings have room for every G record
+// (grow_g_arrays).
 void globrunq_put(G* const* gs, std::uint32_t n) GORO_REQUIRES(sched.lock) {
-  const auto size = static_cast<std::uint32_t>(sched.runq_size.load(std::memory_order_relaxed));
-  std::uint32_t at = sched.runq_first + size;
-  for (std::uint32_t i = 0; i < n; ++i, ++at) sched.runq_ring[at & sched.runq_mask] = gs[i];
+  for (std::uint32_t i = 0; i < n; ++i) {
+    // Runnable and off every CPU: started is stable here.
+    (gs[i]->started ? sched.runq_resumed : sched.runq_fresh).push(gs[i]);
+  }
   // Release: readers of runq_size outside the lock only use it as a hint
-  // and take the lock before touching the ring.
-  sched.runq_size.store(static_cast<std::int32_t>(size + n), std::memory_order_release);
+  // and take the lock before touching the rings.
+  sched.runq_size.store(
+      sched.runq_size.load(std::memory_order_relaxed) + static_cast<std::int32_t>(n),
+      std::memory_order_release);
 }
 
 void globrunq_put1(G* g) GORO_REQUIRES(sched.lock) { globrunq_put(&g, 1); }
@@ -355,12 +359,18 @@ G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
   if (max > 0) n = std::min(n, max);
   n = std::min<std::int32_t>(n, runq_capacity / 2);
   sched.runq_size.store(size - n, std::memory_order_relaxed);
-  G* g = sched.runq_ring[sched.runq_first & sched.runq_mask];
-  for (std::int32_t i = 1; i < n; ++i)
-    runqput(p,
-            sched.runq_ring[(sched.runq_first + static_cast<std::uint32_t>(i)) & sched.runq_mask],
-            false);
-  sched.runq_first += static_cast<std::uint32_t>(n);
+  const bool fresh_first = (++sched.runq_fresh_turn & 3) == 0;
+  g_ring& a = fresh_first ? sched.runq_fresh : sched.runq_resumed;
+  g_ring& b = fresh_first ? sched.runq_resumed : sched.runq_fresh;
+  G* g = nullptr;
+  for (std::int32_t i = 0; i < n; ++i) {
+    G* next = a.size != 0 ? a.pop() : b.pop();
+    if (g == nullptr) {
+      g = next;
+    } else {
+      runqput(p, next, false);
+    }
+  }
   return g;
 }
 
@@ -750,19 +760,24 @@ void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
     std::size_t ncap = std::max<std::size_t>(cap * 2, 1024);
     while (ncap < want) ncap *= 2;
     if (ncap > (std::size_t{1} << 31)) throw std::bad_alloc();
-    std::unique_ptr<G*[]> ring(new G*[ncap]);
+    std::unique_ptr<G*[]> resumed(new G*[ncap]);
+    std::unique_ptr<G*[]> fresh(new G*[ncap]);
     std::unique_ptr<G*[]> free_arr(new G*[ncap]);
-    G** old_ring;
+    G** old_resumed;
+    G** old_fresh;
     G** old_free;
     {
       lock_guard lk(sched.lock);
-      const auto size = static_cast<std::uint32_t>(sched.runq_size.load(std::memory_order_relaxed));
-      for (std::uint32_t i = 0; i < size; ++i)
-        ring[i] = sched.runq_ring[(sched.runq_first + i) & sched.runq_mask];
-      old_ring = sched.runq_ring;
-      sched.runq_ring = ring.release();
-      sched.runq_mask = static_cast<std::uint32_t>(ncap - 1);
-      sched.runq_first = 0;
+      auto move_to = [ncap](g_ring& r, G** slots) {
+        for (std::uint32_t i = 0; i < r.size; ++i) slots[i] = r.slots[(r.first + i) & r.mask];
+        G** old = r.slots;
+        r.slots = slots;
+        r.mask = static_cast<std::uint32_t>(ncap - 1);
+        r.first = 0;
+        return old;
+      };
+      old_resumed = move_to(sched.runq_resumed, resumed.release());
+      old_fresh = move_to(sched.runq_fresh, fresh.release());
     }
     {
       lock_guard lk(sched.gfree_lock);
@@ -770,7 +785,8 @@ void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
       old_free = sched.gfree;
       sched.gfree = free_arr.release();
     }
-    delete[] old_ring;
+    delete[] old_resumed;
+    delete[] old_fresh;
     delete[] old_free;
     sched.garray_cap = ncap;
   }
@@ -1375,10 +1391,11 @@ void teardown() noexcept {
   {
     lock_guard lk(sched.lock);
     ms.swap(sched.allm);
-    delete[] sched.runq_ring;
-    sched.runq_ring = nullptr;
-    sched.runq_mask = 0;
-    sched.runq_first = 0;
+    for (g_ring* r : {&sched.runq_resumed, &sched.runq_fresh}) {
+      delete[] r->slots;
+      *r = g_ring{};
+    }
+    sched.runq_fresh_turn = 0;
     sched.pidle = nullptr;
     sched.midle = nullptr;
     sched.timer_m = nullptr;
