@@ -536,7 +536,8 @@ std::int64_t earliest_timer() noexcept {
 namespace {
 
 void rearm_periodic(timer* t) noexcept;
-void wake_sleeper(G* g) noexcept;
+struct sleep_rec;
+void wake_sleeper(sleep_rec* r) noexcept;
 
 // Runs the due timers of pp. Returns true if any fired. One timer at a time:
 // a fire() may stop other timers (a context deadline stops its
@@ -551,9 +552,12 @@ bool run_timers(P* pp, std::int64_t now) noexcept {
     const timer_heap::popped due = pp->timers.pop_expired(now);
     pp->timers.lock.unlock();
     if (!due) return fired;
+    // The next entry is often due too (deadlines bunch up): start fetching
+    // it (for a sleeper, its stack page) while this one fires.
+    if (due.next != nullptr) __builtin_prefetch(due.next, 1, 3);
     fired = true;
     if (due.sleeper != nullptr) {
-      wake_sleeper(static_cast<G*>(due.sleeper));
+      wake_sleeper(static_cast<sleep_rec*>(due.sleeper));
       continue;
     }
     timer* t = due.t;
@@ -1876,21 +1880,25 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
 std::int64_t steady_now_ns() noexcept { return nanotime(); }
 
 namespace {
-// A goroutine woken by its sleep timer has usually slept long enough for its
-// stack to leave the caches and its page the TLB, and resuming it walks back
-// up through several frames, one dependent miss each. Start fetching them
-// now (a prefetch never faults), so they arrive while the scheduler gets to
-// it; in the timers anchor these misses were a third of the CPU time.
-void prefetch_frames(const G* g) noexcept {
-  constexpr std::ptrdiff_t span = 1024;  // a parked sleeper's frames, and then some
-  const char* sp = static_cast<const char*>(g->sp);
-  const char* end = g->stk.hi - sp < span ? g->stk.hi : sp + span;
-  for (const char* line = sp; line < end; line += 64) __builtin_prefetch(line, 1, 3);
-}
 
-// A sleeper's deadline came (run_timers): its record was its timer.
-void wake_sleeper(G* g) noexcept {
-  prefetch_frames(g);
+// What a sleeper's heap entry names (timer.hpp): a record in park_until's
+// frame, on the sleeper's own stack, not the G record. Popping an entry
+// prefetches the next one's payload, and the stack page is the one a wake
+// must touch first: resuming reads the saved registers there, and after a
+// long sleep its TLB entry is long gone. Naming the frame moves that page
+// walk one pop ahead; the G record is then only written (goready's status
+// store, which does not wait for the line).
+struct sleep_rec {
+  G* g;
+};
+
+// A sleeper's deadline came (run_timers).
+void wake_sleeper(sleep_rec* r) noexcept {
+  G* g = r->g;
+  // The frames it switched out from lie just below the record (gopark's,
+  // the saved registers) and the ones it returns through just above.
+  const char* at = reinterpret_cast<const char*>(r);
+  for (const char* line = at - 512; line < at + 512; line += 64) __builtin_prefetch(line, 1, 3);
   goready(g);
 }
 
@@ -1916,14 +1924,16 @@ void thread_sleep_until(std::int64_t deadline) noexcept {
   }
 }
 
-// Parks g, the running goroutine, until deadline. g itself is the heap
-// entry's payload (timer.hpp): it needs no timer, and nothing stops a sleep.
+// Parks g, the running goroutine, until deadline. A record in this frame is
+// the heap entry's payload (sleep_rec): a sleep needs no timer, and nothing
+// stops one.
 void park_until(G* g, std::int64_t deadline) GORO_NO_TSA {
   P* p = current_m()->p;
+  sleep_rec rec{g};  // lives until the wake: this frame outlasts the sleep
   p->timers.lock.lock();
   try {
     race_ignore no_race_checks;  // the heap may reallocate (race.hpp)
-    p->timers.push_sleeper(g, deadline);
+    p->timers.push_sleeper(&rec, deadline);
   } catch (...) {
     p->timers.lock.unlock();
     throw;

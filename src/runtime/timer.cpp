@@ -51,8 +51,8 @@ void timer_heap::push(timer* t) {
   add(t->when, reinterpret_cast<std::uintptr_t>(t), slot);
 }
 
-void timer_heap::push_sleeper(void* g, std::int64_t when) {
-  add(when, reinterpret_cast<std::uintptr_t>(g) | sleeper_tag, no_slot);
+void timer_heap::push_sleeper(void* rec, std::int64_t when) {
+  add(when, reinterpret_cast<std::uintptr_t>(rec) | sleeper_tag, no_slot);
 }
 
 void timer_heap::drop_top() {
@@ -105,10 +105,7 @@ timer_heap::popped timer_heap::pop() {
     out.t->heap.store(nullptr, std::memory_order_release);
   }
   publish();
-  // The next entry is often due too (deadlines bunch up): start fetching
-  // its timer or record while this one fires.
-  if (!heap_.empty())
-    __builtin_prefetch(reinterpret_cast<const void*>(heap_[0].who & ~sleeper_tag), 1, 3);
+  if (!heap_.empty()) out.next = reinterpret_cast<const void*>(heap_[0].who & ~sleeper_tag);
   return out;
 }
 

@@ -30,13 +30,13 @@
 // top or when zombies pass a quarter of the heap (a linear rebuild). The top
 // entry is never a zombie between operations, so when0 is a live deadline.
 //
-// A sleeping goroutine is its own timer: its entry names the goroutine
-// record, not a timer struct, so firing it touches only the record that
-// waking it touches anyway (a timer in the sleeper's frame cost a second
-// miss, on a page of its own, per wake). Nothing stops a sleep, so a
-// sleeper's entry has no slot and never turns zombie. The sleeper parks
-// before the heap lock is released (runtime/park.hpp), so whoever pops the
-// entry may wake it at once.
+// A sleeping goroutine needs no timer struct: its entry names an opaque
+// record the sleeper keeps in its frame (sched.cpp's sleep_rec), so the
+// payload a pop hands back for prefetching is the sleeper's stack page,
+// the first thing its wake touches. Nothing stops a sleep, so a sleeper's
+// entry has no slot and never turns zombie. The sleeper parks before the
+// heap lock is released (runtime/park.hpp), so whoever pops the entry may
+// wake it at once.
 #pragma once
 
 #include <atomic>
@@ -84,12 +84,15 @@ class timer_heap {
     timer* t = nullptr;
     void* sleeper = nullptr;
     std::int64_t when = 0;
+    // The new top entry's timer or sleeper, to prefetch once the lock is
+    // released (it is often due soon after); nullptr if none.
+    const void* next = nullptr;
     explicit operator bool() const noexcept { return t != nullptr || sleeper != nullptr; }
   };
 
   void push(timer* t) GORO_REQUIRES(lock);
-  /// Adds a goroutine record to wake at `when` (see above).
-  void push_sleeper(void* g, std::int64_t when) GORO_REQUIRES(lock);
+  /// Adds a sleeper's record to hand back at `when` (see above).
+  void push_sleeper(void* rec, std::int64_t when) GORO_REQUIRES(lock);
   /// Removes and returns the earliest entry if its deadline is <= now.
   popped pop_expired(std::int64_t now) GORO_REQUIRES(lock);
   /// Removes and returns the earliest entry, if any.
