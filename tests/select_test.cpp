@@ -413,6 +413,50 @@ TEST_P(select_procs, go_select7_discarded_values) {
   });
 }
 
+// A receive case whose callback takes no value drops the value (trivially
+// destructible types are dropped inside the channel, others outside it):
+// exactly one value goes, the head, whether it was buffered or handed over
+// to a parked select; nothing leaks or is destroyed twice.
+TEST_P(select_procs, a_receive_case_without_a_value_takes_exactly_the_head) {
+  run_in(procs(), [] {
+    auto c = make_chan<int>(3);
+    c.send(1);
+    c.send(2);
+    c.send(3);
+    int ran = 0;
+    goro::select(on_recv(c, [&] { ++ran; }));
+    goro::select(on_recv(c));
+    EXPECT_EQ(ran, 1);
+    EXPECT_EQ(c.recv(), 3);
+    EXPECT_EQ(c.len(), 0u);
+    // Parked first: the sender hands its value to the waiting select.
+    goro::wait_group wg;
+    wg.add(1);
+    goro::go([&] {
+      goro::select(on_recv(c, [&] { ++ran; }));
+      wg.done();
+    });
+    goro::yield();
+    c.send(4);
+    c.send(5);
+    wg.wait();
+    EXPECT_EQ(ran, 2);
+    EXPECT_EQ(c.recv(), 5);
+
+    const long live0 = tracked::live.load();
+    const long bad0 = tracked::bad.load();
+    {
+      auto t = make_chan<tracked>(2);
+      t.send(tracked(1));
+      t.send(tracked(2));
+      goro::select(on_recv(t, [] {}));
+      EXPECT_EQ(t.recv()->value, 2);
+    }
+    EXPECT_EQ(tracked::live.load(), live0);
+    EXPECT_EQ(tracked::bad.load(), bad0);
+  });
+}
+
 // Go: TestNonblockRecvRace: a select with default receiving from a channel
 // that holds a value, racing with its close: the receive is ready either way,
 // so default must never run.

@@ -82,6 +82,10 @@ struct chan_elem_ops {
   void (*destroy)(void* p) noexcept;
   std::size_t size;
   std::size_t align;
+  // Trivially copyable and destructible, at most 16 bytes: the channel
+  // moves such a value with a copy of its bytes and never destroys it, and
+  // so calls through neither pointer.
+  bool small_trivial;
 };
 
 /// Moves the value at src into the receiver's destination dst (whatever the
@@ -116,7 +120,9 @@ struct chan_ops_for {
     ::new (dst) T(std::move(*static_cast<T*>(src)));
   }
   static void destroy(void* p) noexcept { static_cast<T*>(p)->~T(); }
-  static constexpr chan_elem_ops ops{&move_construct, &destroy, sizeof(T), alignof(T)};
+  static constexpr chan_elem_ops ops{
+      &move_construct, &destroy, sizeof(T), alignof(T),
+      std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T> && sizeof(T) <= 16};
   // dst is a std::optional<T>.
   static void take_optional(void* dst, void* src) noexcept {
     static_cast<std::optional<T>*>(dst)->emplace(std::move(*static_cast<T*>(src)));

@@ -21,6 +21,8 @@
 // selects never deadlock; nothing else takes two channel locks.
 #pragma once
 
+#include <cstring>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -217,7 +219,26 @@ void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRE
 // made explicitly (above) and order the user's own accesses.
 inline void move_value(const chan_core* c, void* dst, void* src) noexcept {
   race_ignore unchecked;
-  c->ops->move_construct(dst, src);
+  const chan_elem_ops* ops = c->ops;
+  if (ops->small_trivial) {
+    // A fixed-size copy the compiler inlines (16 bytes at most: a slot is
+    // at least that big only for such types, so copy exactly size).
+    switch (ops->size) {
+      case 8:
+        std::memcpy(dst, src, 8);
+        return;
+      case 4:
+        std::memcpy(dst, src, 4);
+        return;
+      case 16:
+        std::memcpy(dst, src, 16);
+        return;
+      default:
+        std::memcpy(dst, src, ops->size);
+        return;
+    }
+  }
+  ops->move_construct(dst, src);
 }
 inline void take_value(chan_take_fn take, void* dst, void* src) noexcept {
   if (take == nullptr) return;  // a receive that drops the value
@@ -225,6 +246,7 @@ inline void take_value(chan_take_fn take, void* dst, void* src) noexcept {
   take(dst, src);
 }
 inline void destroy_value(const chan_core* c, void* p) noexcept {
+  if (c->ops->small_trivial) return;
   race_ignore unchecked;
   c->ops->destroy(p);
 }
