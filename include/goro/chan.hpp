@@ -120,9 +120,10 @@ struct chan_ops_for {
     ::new (dst) T(std::move(*static_cast<T*>(src)));
   }
   static void destroy(void* p) noexcept { static_cast<T*>(p)->~T(); }
-  static constexpr chan_elem_ops ops{
-      &move_construct, &destroy, sizeof(T), alignof(T),
-      std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T> && sizeof(T) <= 16};
+  static constexpr bool small_trivial =
+      std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T> && sizeof(T) <= 16;
+  static constexpr chan_elem_ops ops{&move_construct, &destroy, sizeof(T), alignof(T),
+                                     small_trivial};
   // dst is a std::optional<T>.
   static void take_optional(void* dst, void* src) noexcept {
     static_cast<std::optional<T>*>(dst)->emplace(std::move(*static_cast<T*>(src)));

@@ -127,8 +127,7 @@ class send_case {
  public:
   static constexpr bool is_default = false;
   template <class U>
-  send_case(detail::chan_core* c, U&& v, F f)
-      : c_(c), value_(std::forward<U>(v)), f_(std::move(f)) {}
+  send_case(detail::chan_core* c, U&& v, F f) : c_(c), value_(std::forward<U>(v)), f_(std::move(f)) {}
 
   detail::select_case_rec rec() noexcept {
     return {c_, const_cast<void*>(static_cast<const void*>(std::addressof(value_))), nullptr, true};
@@ -172,7 +171,8 @@ recv_case<T, F> on_recv(const recv_chan<T>& c, F f = {}) {
 namespace detail {
 // T& for a non-const lvalue T (borrowed), T otherwise (owned).
 template <class T, class U>
-using send_value_t = std::conditional_t<std::is_same_v<U, T&>, T&, T>;
+using send_value_t =
+    std::conditional_t<std::is_same_v<U, T&>, T&, T>;
 }  // namespace detail
 
 namespace detail {
@@ -182,13 +182,13 @@ concept send_case_value = std::is_same_v<U, T&> || std::is_constructible_v<T, U&
 }  // namespace detail
 
 template <class T, class U, class F = detail::no_callback>
-requires detail::send_case_value<T, U> send_case<T, detail::send_value_t<T, U>, F> on_send(
-    const chan<T>& c, U&& v, F f = {}) {
+  requires detail::send_case_value<T, U>
+send_case<T, detail::send_value_t<T, U>, F> on_send(const chan<T>& c, U&& v, F f = {}) {
   return {c.core(), std::forward<U>(v), std::move(f)};
 }
 template <class T, class U, class F = detail::no_callback>
-requires detail::send_case_value<T, U> send_case<T, detail::send_value_t<T, U>, F> on_send(
-    const send_chan<T>& c, U&& v, F f = {}) {
+  requires detail::send_case_value<T, U>
+send_case<T, detail::send_value_t<T, U>, F> on_send(const send_chan<T>& c, U&& v, F f = {}) {
   return {c.core(), std::forward<U>(v), std::move(f)};
 }
 
@@ -211,11 +211,10 @@ struct is_select_case<default_case<F>> : std::true_type {};
 /// Runs exactly one of the cases (see the top of this file); returns its
 /// position among the arguments.
 template <class... Cases>
-requires(detail::is_select_case<std::remove_cvref_t<Cases>>::value&&...) std::size_t
-    select(Cases&&... cases) {
+  requires(detail::is_select_case<std::remove_cvref_t<Cases>>::value && ...)
+std::size_t select(Cases&&... cases) {
   constexpr std::size_t n = sizeof...(Cases);
-  constexpr std::size_t ndefault =
-      (std::size_t{0} + ... + (std::remove_cvref_t<Cases>::is_default ? 1 : 0));
+  constexpr std::size_t ndefault = (std::size_t{0} + ... + (std::remove_cvref_t<Cases>::is_default ? 1 : 0));
   static_assert(ndefault <= 1, "goro::select: at most one default case");
   constexpr std::size_t slots_n = n == 0 ? 1 : n;
   detail::select_case_rec recs[slots_n];
@@ -223,8 +222,8 @@ requires(detail::is_select_case<std::remove_cvref_t<Cases>>::value&&...) std::si
   std::size_t default_pos = n;
   {
     std::size_t i = 0;
-    ((recs[i] = cases.rec(), default_pos = std::remove_cvref_t<Cases>::is_default ? i : default_pos,
-      ++i),
+    ((recs[i] = cases.rec(),
+      default_pos = std::remove_cvref_t<Cases>::is_default ? i : default_pos, ++i),
      ...);
   }
   const detail::select_result r =
@@ -254,20 +253,19 @@ class select_case {
   }
   /// The case owns a copy of (or the moved) value.
   template <class T, class U, class F = detail::no_callback>
-  requires std::is_constructible_v<T, U&&>
+    requires std::is_constructible_v<T, U&&>
   static select_case send(const send_chan<T>& c, U&& v, F f = {}) {
     return select_case(std::make_unique<holder<send_case<T, T, F>, send_chan<T>>>(
         c, send_case<T, T, F>(c.core(), std::forward<U>(v), std::move(f))));
   }
   template <class T, class U, class F = detail::no_callback>
-  requires std::is_constructible_v<T, U&&>
+    requires std::is_constructible_v<T, U&&>
   static select_case send(const chan<T>& c, U&& v, F f = {}) {
     return send(send_chan<T>(c), std::forward<U>(v), std::move(f));
   }
   template <class F = detail::no_callback>
   static select_case default_(F f = {}) {
-    return select_case(
-        std::make_unique<holder<default_case<F>, int>>(0, default_case<F>(std::move(f))));
+    return select_case(std::make_unique<holder<default_case<F>, int>>(0, default_case<F>(std::move(f))));
   }
 
   bool is_default() const noexcept { return impl_->is_default(); }

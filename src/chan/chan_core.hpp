@@ -221,14 +221,13 @@ inline void move_value(const chan_core* c, void* dst, void* src) noexcept {
   race_ignore unchecked;
   const chan_elem_ops* ops = c->ops;
   if (ops->small_trivial) {
-    // A fixed-size copy the compiler inlines (16 bytes at most: a slot is
-    // at least that big only for such types, so copy exactly size).
+    // The common sizes as fixed-size copies, which the compiler inlines.
     switch (ops->size) {
-      case 8:
-        std::memcpy(dst, src, 8);
-        return;
       case 4:
         std::memcpy(dst, src, 4);
+        return;
+      case 8:
+        std::memcpy(dst, src, 8);
         return;
       case 16:
         std::memcpy(dst, src, 16);

@@ -362,15 +362,9 @@ G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
   const bool fresh_first = (++sched.runq_fresh_turn & 3) == 0;
   g_ring& a = fresh_first ? sched.runq_fresh : sched.runq_resumed;
   g_ring& b = fresh_first ? sched.runq_resumed : sched.runq_fresh;
-  G* g = nullptr;
-  for (std::int32_t i = 0; i < n; ++i) {
-    G* next = a.size != 0 ? a.pop() : b.pop();
-    if (g == nullptr) {
-      g = next;
-    } else {
-      runqput(p, next, false);
-    }
-  }
+  auto take = [&a, &b] { return a.size != 0 ? a.pop() : b.pop(); };
+  G* g = take();
+  for (std::int32_t i = 1; i < n; ++i) runqput(p, take(), false);
   return g;
 }
 
