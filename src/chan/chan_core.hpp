@@ -128,21 +128,30 @@ struct waitq {
   }
 };
 
-struct chan_core {
-  std::atomic<std::int32_t> refs{1};
+// Two cache lines. The first holds everything an operation writes, so a
+// channel that cores take turns on moves one line per operation besides its
+// buffer slot (with the lock, the counters and the queues spread over two
+// lines, as they were, mpmc's cores fought over both). The second is set at
+// make and only read after, so every core keeps a shared copy; refs is
+// written only when handles are made or dropped.
+struct alignas(64) chan_core {
+  // Line 0: the state under lock.
   spinlock lock;
-  const chan_elem_ops* ops = nullptr;
-  std::size_t cap = 0;
+  std::atomic<bool> closed{false};
   // Written under lock; read without it by len() and by the try_ fast paths,
   // which need only a value that was true at some instant.
   std::atomic<std::size_t> count{0};
-  std::atomic<bool> closed{false};
   std::size_t sendx GORO_GUARDED_BY(lock) = 0;
   std::size_t recvx GORO_GUARDED_BY(lock) = 0;
   waitq recvq GORO_GUARDED_BY(lock);
   waitq sendq GORO_GUARDED_BY(lock);
+
+  // Line 1: the channel's shape.
+  alignas(64) const chan_elem_ops* ops = nullptr;
   unsigned char* buf = nullptr;  // cap slots of ops->size bytes, after this struct
+  std::size_t cap = 0;
   std::size_t stride = 0;
+  std::atomic<std::int32_t> refs{1};
   // Runs when the last handle goes, before the buffer is destroyed: a timer
   // channel stops its timer there (src/time/). Set once, before the channel
   // is shared.
@@ -151,6 +160,7 @@ struct chan_core {
 
   void* slot(std::size_t i) const noexcept { return buf + i * stride; }
 };
+static_assert(offsetof(chan_core, ops) == 64, "a channel's mutable state fills its first line");
 
 // ---------------------------------------------------------------------------
 // TSan edges (race.hpp) of the exchange steps, after Go's racenotify and

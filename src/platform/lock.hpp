@@ -101,9 +101,18 @@ class GORO_CAPABILITY("mutex") spinlock {
 };
 
 inline void spinlock::lock_slow() {
-  // Exponential backoff: waiters that all retry at once only bounce the
-  // lock's cache line between them and slow the holder down.
-  unsigned backoff = 1;
+  // Exponential backoff from a first wait of 16 pauses (a pause takes ~23
+  // ns on the AMD EPYC this was measured on; Go's runtime lock spins 30
+  // pauses between looks). Every look pulls the lock's line out of the
+  // holder's cache, and the holder's next write to it (the unlock, or the
+  // state beside it) waits for the line to come back: looking often slows
+  // the holder down and hands the lock from core to core at every
+  // operation. Looking seldom lets the holder's core run a stretch of
+  // operations on a line it keeps: 4 producers and 4 consumers on one
+  // channel from two cores ran in 0.56x of the time with this first wait
+  // than with one pause. A waiter loses little, since a contended lock is
+  // mostly taken again right after each release anyway.
+  unsigned backoff = 16;
   for (unsigned rounds = 0;; ++rounds) {
     std::uint32_t c = word_.load(std::memory_order_relaxed);
     if (c == 0 &&
