@@ -754,6 +754,47 @@ TEST_P(chan_procs, large_values) {
   });
 }
 
+// Small trivially copyable values (up to 16 bytes) are copied inline, with
+// two overlapping stores when the size is not a power of two
+// (chan_core.hpp, copy_small): every size from 1 to 16 bytes arrives intact
+// through each exchange (into the buffer, from a waiting sender, to a
+// waiting receiver), and no copy spills into the neighbouring slot.
+template <std::size_t N>
+void send_and_check_bytes_of_size(int per) {
+  using value = std::array<unsigned char, N>;
+  static_assert(goro::detail::chan_ops_for<value>::small_trivial);
+  auto pattern = [](int i) {
+    value v;
+    for (std::size_t j = 0; j < N; ++j)
+      v[j] = static_cast<unsigned char>(i * 31 + static_cast<int>(j) * 7 + 1);
+    return v;
+  };
+  for (std::size_t cap : {0u, 1u, 3u}) {
+    auto c = make_chan<value>(cap);
+    goro::go([c, per, pattern] {
+      for (int i = 0; i < per; ++i) c.send(pattern(i));
+      c.close();
+    });
+    int i = 0, corrupted = 0;
+    for (const value& v : c) {
+      if (v != pattern(i)) ++corrupted;
+      ++i;
+    }
+    EXPECT_EQ(i, per) << N << " bytes, cap " << cap;
+    EXPECT_EQ(corrupted, 0) << N << " bytes, cap " << cap;
+  }
+}
+
+template <std::size_t... N>
+void send_and_check_bytes_of_sizes(int per, std::index_sequence<N...>) {
+  (send_and_check_bytes_of_size<N + 1>(per), ...);
+}
+
+TEST_P(chan_procs, small_trivial_values_of_every_size_arrive_intact) {
+  run_in(procs(),
+         [] { send_and_check_bytes_of_sizes(scaled(2000, 300), std::make_index_sequence<16>{}); });
+}
+
 // An over-aligned T lives in properly aligned buffer slots.
 TEST_P(chan_procs, over_aligned_values) {
   run_in(procs(), [] {

@@ -248,20 +248,13 @@ std::size_t chan_len(const chan_core* c) noexcept {
 }
 std::size_t chan_cap(const chan_core* c) noexcept { return c->cap; }
 
-chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline) GORO_NO_TSA {
-  if (c == nullptr) {
-    if (!block) return chan_status::not_ready;
-    block_nil(deadline, wait_reason::chan_send_nil);
-    return chan_status::timeout;
-  }
-  // Fast path (Go's): a try_send on an open, full buffered channel fails
-  // without the lock. Both loads saw their values at some instant, and at
-  // that instant the send could not proceed.
-  if (!block && c->cap > 0 && !c->closed.load(std::memory_order_relaxed) &&
-      c->count.load(std::memory_order_relaxed) == c->cap)
-    return chan_status::not_ready;
+namespace {
 
-  c->lock.lock();
+// A send from the point where c's lock is held: the exchange, or parking.
+// Out of line, and reached from chan_send by tail calls only, so the fast
+// path keeps no frame (no callee-saved registers to spill and restore).
+[[gnu::noinline]] chan_status chan_send_locked(chan_core* c, void* src, bool block,
+                                               std::int64_t deadline) GORO_NO_TSA {
   if (c->closed.load(std::memory_order_relaxed)) {
     c->lock.unlock();
     throw_send_on_closed();
@@ -300,6 +293,51 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
   }
   if (!w.success) throw_send_on_closed();
   return chan_status::ok;
+}
+
+// Everything the fast path leaves: nil channels, non-blocking sends, and a
+// lock that is taken.
+[[gnu::noinline]] chan_status chan_send_slow(chan_core* c, void* src, bool block,
+                                             std::int64_t deadline) GORO_NO_TSA {
+  if (c == nullptr) {
+    if (!block) return chan_status::not_ready;
+    block_nil(deadline, wait_reason::chan_send_nil);
+    return chan_status::timeout;
+  }
+  // Fast path (Go's): a try_send on an open, full buffered channel fails
+  // without the lock. Both loads saw their values at some instant, and at
+  // that instant the send could not proceed.
+  if (!block && c->cap > 0 && !c->closed.load(std::memory_order_relaxed) &&
+      c->count.load(std::memory_order_relaxed) == c->cap)
+    return chan_status::not_ready;
+
+  c->lock.lock();
+  return chan_send_locked(c, src, block, deadline);
+}
+
+}  // namespace
+
+chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline) GORO_NO_TSA {
+  // Fast path: a blocking send of a small trivial value into a buffered
+  // channel with room and, so, no receiver waiting (count > 0 means an empty
+  // recvq; count == 0 needs the look). It calls nothing; every other case
+  // goes on by a tail call.
+  if (c != nullptr && block && c->lock.try_lock()) [[likely]] {
+    const chan_elem_ops* ops = c->ops;
+    const std::size_t count = c->count.load(std::memory_order_relaxed);
+    if (count < c->cap && ops->small_trivial && c->recvq.empty() &&
+        !c->closed.load(std::memory_order_relaxed)) {
+      // chan_send_to_buffer, with the value's size known to be small.
+      race_through_slot(c, c->sendx);
+      copy_small(c->slot(c->sendx), src, ops->size);
+      if (++c->sendx == c->cap) c->sendx = 0;
+      c->count.store(count + 1, std::memory_order_relaxed);
+      c->lock.unlock();
+      return chan_status::ok;
+    }
+    return chan_send_locked(c, src, block, deadline);
+  }
+  return chan_send_slow(c, src, block, deadline);
 }
 
 chan_status chan_recv(chan_core* c, void* dst, chan_take_fn take, bool block,
