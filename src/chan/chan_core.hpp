@@ -157,6 +157,7 @@ struct alignas(64) chan_core {
   // is shared.
   void (*on_last_release)(void* arg) noexcept = nullptr;
   void* on_last_release_arg = nullptr;
+  void* alloc_base = nullptr;  // what chan.cpp's chan_alloc got: this, or a little before
 
   void* slot(std::size_t i) const noexcept { return buf + i * stride; }
 };
