@@ -224,10 +224,6 @@ void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_ta
 /// recvq (the buffer is empty, if there is one).
 void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRES(c->lock);
 
-// The channel's own moves of the values it carries, unchecked by TSan (as
-// Go's runtime copies them uninstrumented): a value may be moved by a third
-// party for a parked sender or receiver. The edges around each exchange are
-// made explicitly (above) and order the user's own accesses.
 // Copies n <= 16 bytes inline, with two loads and two stores of one width
 // that overlap when n is not a power of two: no call, whatever n is, so the
 // send fast path (chan.cpp) needs no frame.
@@ -257,6 +253,10 @@ void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRE
   }
 }
 
+// The channel's own moves of the values it carries, unchecked by TSan (as
+// Go's runtime copies them uninstrumented): a value may be moved by a third
+// party for a parked sender or receiver. The edges around each exchange are
+// made explicitly (above) and order the user's own accesses.
 inline void move_value(const chan_core* c, void* dst, void* src) noexcept {
   race_ignore unchecked;
   const chan_elem_ops* ops = c->ops;

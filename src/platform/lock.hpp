@@ -109,9 +109,9 @@ inline void spinlock::lock_slow() {
   // the holder down and hands the lock from core to core at every
   // operation. Looking seldom lets the holder's core run a stretch of
   // operations on a line it keeps: 4 producers and 4 consumers on one
-  // channel from two cores ran in 0.56x of the time with this first wait
-  // than with one pause. A waiter loses little, since a contended lock is
-  // mostly taken again right after each release anyway.
+  // channel from two cores took 0.56x the time with this first wait that
+  // they took with one pause. A waiter loses little, since a contended lock
+  // is mostly taken again right after each release anyway.
   unsigned backoff = 16;
   for (unsigned rounds = 0;; ++rounds) {
     std::uint32_t c = word_.load(std::memory_order_relaxed);
