@@ -224,30 +224,29 @@ void chan_recv_from_sender(chan_core* c, chan_waiter* sender, void* dst, chan_ta
 /// recvq (the buffer is empty, if there is one).
 void chan_send_to_receiver(chan_core* c, chan_waiter* r, void* src) GORO_REQUIRES(c->lock);
 
-// Copies n <= 16 bytes inline, with two loads and two stores of one width
-// that overlap when n is not a power of two: no call, whatever n is, so the
-// send fast path (chan.cpp) needs no frame.
+// Copies n bytes, sizeof(Word) <= n <= 2 * sizeof(Word), as two words that
+// overlap unless n is twice the word: both loads before both stores.
+template <class Word>
+[[gnu::always_inline]] inline void copy_two_words(unsigned char* d, const unsigned char* s,
+                                                  std::size_t n) noexcept {
+  Word lo, hi;
+  std::memcpy(&lo, s, sizeof(Word));
+  std::memcpy(&hi, s + n - sizeof(Word), sizeof(Word));
+  std::memcpy(d, &lo, sizeof(Word));
+  std::memcpy(d + n - sizeof(Word), &hi, sizeof(Word));
+}
+
+// Copies n <= 16 bytes inline: no call, whatever n is, so the send fast
+// path (chan.cpp) needs no frame.
 [[gnu::always_inline]] inline void copy_small(void* dst, const void* src, std::size_t n) noexcept {
   auto* d = static_cast<unsigned char*>(dst);
   const auto* s = static_cast<const unsigned char*>(src);
   if (n >= 8) {
-    std::uint64_t lo, hi;
-    std::memcpy(&lo, s, 8);
-    std::memcpy(&hi, s + n - 8, 8);
-    std::memcpy(d, &lo, 8);
-    std::memcpy(d + n - 8, &hi, 8);
+    copy_two_words<std::uint64_t>(d, s, n);
   } else if (n >= 4) {
-    std::uint32_t lo, hi;
-    std::memcpy(&lo, s, 4);
-    std::memcpy(&hi, s + n - 4, 4);
-    std::memcpy(d, &lo, 4);
-    std::memcpy(d + n - 4, &hi, 4);
+    copy_two_words<std::uint32_t>(d, s, n);
   } else if (n >= 2) {
-    std::uint16_t lo, hi;
-    std::memcpy(&lo, s, 2);
-    std::memcpy(&hi, s + n - 2, 2);
-    std::memcpy(d, &lo, 2);
-    std::memcpy(d + n - 2, &hi, 2);
+    copy_two_words<std::uint16_t>(d, s, n);
   } else if (n == 1) {
     *d = *s;
   }
