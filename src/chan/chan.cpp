@@ -354,14 +354,11 @@ chan_status chan_send(chan_core* c, void* src, bool block, std::int64_t deadline
     const std::size_t count = c->count.load(std::memory_order_relaxed);
     if (count < c->cap && ops->small_trivial && c->recvq.empty() &&
         !c->closed.load(std::memory_order_relaxed)) {
-      // chan_send_to_buffer, with the value's size known to be small.
-      race_through_slot(c, c->sendx);
-      {
-        race_ignore unchecked;  // as move_value: the edges are made above
-        copy_small(c->slot(c->sendx), src, ops->size);
-      }
-      if (++c->sendx == c->cap) c->sendx = 0;
-      c->count.store(count + 1, std::memory_order_relaxed);
+      // chan_send_to_buffer, with the value known to be small and trivial.
+      chan_append(c, count, [src, size = ops->size](void* slot) {
+        race_ignore unchecked;  // as in move_value
+        copy_small(slot, src, size);
+      });
       c->lock.unlock();
       return chan_status::ok;
     }

@@ -287,12 +287,20 @@ inline void chan_recv_from_buffer(chan_core* c, void* dst, chan_take_fn take)
   if (++c->recvx == c->cap) c->recvx = 0;
   c->count.store(c->count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
+/// Appends a value to the buffer (count, the buffered count, < cap): put
+/// stores it into the slot it is given.
+template <class Put>
+[[gnu::always_inline]] inline void chan_append(chan_core* c, std::size_t count, Put put)
+    GORO_REQUIRES(c->lock) {
+  race_through_slot(c, c->sendx);
+  put(c->slot(c->sendx));
+  if (++c->sendx == c->cap) c->sendx = 0;
+  c->count.store(count + 1, std::memory_order_relaxed);
+}
 /// Appends the value at src to the buffer (count < cap).
 inline void chan_send_to_buffer(chan_core* c, void* src) GORO_REQUIRES(c->lock) {
-  race_through_slot(c, c->sendx);
-  move_value(c, c->slot(c->sendx), src);
-  if (++c->sendx == c->cap) c->sendx = 0;
-  c->count.store(c->count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  chan_append(c, c->count.load(std::memory_order_relaxed),
+              [c, src](void* slot) { move_value(c, slot, src); });
 }
 
 [[noreturn]] void throw_send_on_closed();
