@@ -1225,25 +1225,17 @@ std::int64_t move_timers_to_p0(P* p) noexcept {
     if (!due) return earliest;
     dst->timers.lock.lock();
     try {
-      if (due.sleeper != nullptr) {
-        dst->timers.push_sleeper(due.sleeper, due.when);
-      } else {
-        dst->timers.push(due.t);
-      }
+      dst->timers.push(due);
     } catch (...) {
       // Out of memory growing P 0's heap: leave the entry where it was (the
       // source heap just shrank, so this push cannot allocate); an idle M
       // still runs it, as every M scans every P's timers.
       dst->timers.lock.unlock();
       p->timers.lock.lock();
-      if (due.sleeper != nullptr) {
-        p->timers.push_sleeper(due.sleeper, due.when);
-      } else {
-        p->timers.push(due.t);
-        // Under the heap lock, as in rearm_periodic: once the lock is
-        // released another M may pop t and mark it busy again.
-        due.t->busy.store(0, std::memory_order_release);  // in a heap again
-      }
+      p->timers.push(due);
+      // Under the heap lock, as in rearm_periodic: once the lock is
+      // released another M may pop t and mark it busy again.
+      if (due.t != nullptr) due.t->busy.store(0, std::memory_order_release);  // in a heap again
       p->timers.lock.unlock();
       return earliest;
     }

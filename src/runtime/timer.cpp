@@ -64,8 +64,7 @@ void timer_heap::drop_top() {
 
 void timer_heap::clean_top() {
   while (!heap_.empty() && is_zombie(heap_[0])) {
-    const std::uint32_t slot = heap_[0].slot;
-    zombie_bits_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    clear_zombie(heap_[0].slot);
     --zombies_;
     drop_top();
   }
@@ -75,7 +74,7 @@ void timer_heap::compact() {
   std::size_t kept = 0;
   for (const entry& e : heap_) {
     if (is_zombie(e)) {
-      zombie_bits_[e.slot / 64] &= ~(std::uint64_t{1} << (e.slot % 64));
+      clear_zombie(e.slot);
       free_slots_.push_back(e.slot);
     } else {
       heap_[kept++] = e;
@@ -126,7 +125,7 @@ bool timer_heap::remove(timer* t) {
     publish();
     return true;
   }
-  zombie_bits_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+  set_zombie(slot);
   ++zombies_;
   if (heap_[0].slot == slot) {
     clean_top();

@@ -91,6 +91,15 @@ class timer_heap {
   };
 
   void push(timer* t) GORO_REQUIRES(lock);
+  /// Puts back what a pop handed out (a timer or a sleeper), at its
+  /// deadline; a timer stays busy (its mover clears that).
+  void push(const popped& due) GORO_REQUIRES(lock) {
+    if (due.sleeper != nullptr) {
+      push_sleeper(due.sleeper, due.when);
+    } else {
+      push(due.t);
+    }
+  }
   /// Adds a sleeper's record to hand back at `when` (see above).
   void push_sleeper(void* rec, std::int64_t when) GORO_REQUIRES(lock);
   /// Removes and returns the earliest entry if its deadline is <= now.
@@ -126,6 +135,12 @@ class timer_heap {
   }
   bool is_zombie(const entry& e) const GORO_REQUIRES(lock) {
     return e.slot != no_slot && ((zombie_bits_[e.slot / 64] >> (e.slot % 64)) & 1) != 0;
+  }
+  void set_zombie(std::uint32_t slot) GORO_REQUIRES(lock) {
+    zombie_bits_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+  }
+  void clear_zombie(std::uint32_t slot) GORO_REQUIRES(lock) {
+    zombie_bits_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
   }
   void add(std::int64_t when, std::uintptr_t who, std::uint32_t slot) GORO_REQUIRES(lock);
   // Removes the top entry and recycles its slot.
