@@ -2,9 +2,11 @@
 //
 // goro::go(f, args...) starts f(args...) in a new goroutine, as Go's `go`
 // statement does. f and args are decay-copied into the goroutine (like
-// std::thread); a closure of up to 64 bytes (and no stricter alignment than
-// std::max_align_t) is stored inside the goroutine's record, so spawning
-// allocates nothing; a larger one takes one heap allocation. Goroutines are stackful and run M:N on
+// std::thread); a closure of up to 64 bytes (no stricter alignment than
+// std::max_align_t, and a move constructor that cannot throw: the runtime
+// moves it once, when the goroutine first runs) is stored inside the
+// goroutine's record, so spawning allocates nothing; any other takes one heap
+// allocation and is never moved. Goroutines are stackful and run M:N on
 // the runtime's threads; they move between threads whenever they block, so
 // never hold a reference to a thread_local across a blocking call.
 //
@@ -12,6 +14,12 @@
 // available, of the goro::go expression) is kept
 // for diagnostics. One C++ wrinkle: `goro::go(f);` with a single plain name is
 // parsed as a declaration; write `goro::go{f};` or pass a lambda.
+//
+// Flow control: when more than about a thousand goroutines wait to run for
+// the first time, a goroutine calling goro::go parks until half of them have
+// started (a spawn loop cannot build a backlog bounded only by memory; Go
+// gets the same from preempting the spawner). So goro::go, like any Go call,
+// may let other goroutines run; spawning from a plain thread never waits.
 //
 // Errors: an exception escaping f ends the process like an unrecovered Go
 // panic. Spawning outside goro::run() throws std::logic_error.
@@ -84,6 +92,9 @@ namespace detail {
 struct closure_ops {
   void (*run)(void* closure);               // invokes the callable
   void (*destroy)(void* closure) noexcept;  // destroys it
+  // Move-constructs it at `to` and destroys it at `from`; nullptr if its
+  // move may throw (the runtime then keeps it on the heap, never moving it).
+  void (*relocate)(void* from, void* to) noexcept;
 };
 
 struct spawn_slot {
@@ -91,9 +102,10 @@ struct spawn_slot {
   void* storage;  // where the closure is constructed
 };
 
-/// Reserves a goroutine record with room for a closure of size/align.
+/// Reserves a goroutine record with room for a closure of size/align;
+/// relocatable: the closure's ops have a relocate function.
 spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t align,
-                       const source_location& site);
+                       bool relocatable, const source_location& site);
 /// Makes the goroutine runnable; its closure lives at slot.storage.
 void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept;
 /// Returns the record after constructing the closure threw.
@@ -102,14 +114,23 @@ void spawn_abort(const spawn_slot& slot) noexcept;
 template <class Fn, class... Args>
 struct closure {
   Fn fn;
-  std::tuple<Args...> args;
+  [[no_unique_address]] std::tuple<Args...> args;  // no byte of its own when empty
 
   static void run(void* p) {
     auto* c = static_cast<closure*>(p);
     std::apply([c](Args&... a) { std::invoke(std::move(c->fn), std::move(a)...); }, c->args);
   }
   static void destroy(void* p) noexcept { static_cast<closure*>(p)->~closure(); }
-  static constexpr closure_ops ops{&closure::run, &closure::destroy};
+  static constexpr bool relocatable = std::is_nothrow_move_constructible_v<closure>;
+  static void relocate(void* from, void* to) noexcept {
+    if constexpr (relocatable) {
+      auto* c = static_cast<closure*>(from);
+      ::new (to) closure(std::move(*c));
+      c->~closure();
+    }
+  }
+  static constexpr closure_ops ops{&closure::run, &closure::destroy,
+                                   relocatable ? &closure::relocate : nullptr};
 };
 
 template <class F, class... Args>
@@ -117,7 +138,7 @@ void spawn(const spawn_options& opts, const source_location& site, F&& f, Args&&
   using C = closure<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                 "goro::go: f(args...) is not callable with decay-copied arguments");
-  spawn_slot slot = spawn_begin(opts, sizeof(C), alignof(C), site);
+  spawn_slot slot = spawn_begin(opts, sizeof(C), alignof(C), C::relocatable, site);
   try {
     ::new (slot.storage) C{std::forward<F>(f), {std::forward<Args>(args)...}};
   } catch (...) {

@@ -1,9 +1,12 @@
 // Goroutine dumps: goro::dump, the SIGQUIT dump and the dump in every fatal
 // report (Go's tracebackothers, with goroutine-inspect's folding).
 //
-// Protocol: the dump does not stop the world. It copies the list of G
-// chunks under sched.allgs_lock (G records are never freed before the
-// runtime shuts down), then reads each record with relaxed loads. A
+// Protocol: the dump does not stop the world. It copies the registries of
+// G records under sched.allgs_lock (the arena chunks of spawn records, the
+// head of the list of goroutine records; records are never freed before the
+// runtime shuts down, and list links never change), then reads each record
+// with relaxed loads. A goroutine moving from its spawn record to its
+// goroutine record meanwhile may be missed. A
 // goroutine's stack is walked (traceback.cpp) only when it cannot be
 // running: parked or runnable, or the dumping goroutine itself; stacks stay
 // mapped until shutdown, and the walk checks every address, so a goroutine
@@ -147,21 +150,27 @@ void dump_from(std::string& out, G* self, std::uintptr_t self_fp) {
   }
   std::vector<G*> chunks;
   std::size_t last_used;
+  G* started;
   {
     lock_guard l(sched.allgs_lock);
     chunks = sched.gchunks;
     last_used = sched.gchunk_used;
+    // Acquire pairs with the release store that published the newest
+    // goroutine record; older ones were published before it.
+    started = sched.allg.load(std::memory_order_acquire);
   }
   const std::int64_t now = nanotime();
   std::vector<grec> recs;
   std::vector<std::uintptr_t> pcs;
+  auto read = [&](G* g) {
+    grec r;
+    if (read_g(g, self, self_fp, now, r, pcs)) recs.push_back(std::move(r));
+  };
   for (std::size_t c = 0; c < chunks.size(); ++c) {
     const std::size_t used = c + 1 == chunks.size() ? last_used : g_chunk_size;
-    for (std::size_t i = 0; i < used; ++i) {
-      grec r;
-      if (read_g(&chunks[c][i], self, self_fp, now, r, pcs)) recs.push_back(std::move(r));
-    }
+    for (std::size_t i = 0; i < used; ++i) read(&chunks[c][i]);
   }
+  for (G* g = started; g != nullptr; g = g->allg_next) read(g);
   std::sort(recs.begin(), recs.end(), [](const grec& a, const grec& b) { return a.id < b.id; });
 
   std::vector<group> groups;

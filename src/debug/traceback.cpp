@@ -42,8 +42,8 @@ std::size_t walk(std::uintptr_t fp, std::uintptr_t lo, std::uintptr_t hi, std::u
 
 std::size_t goroutine_stack(G* g, std::uintptr_t* pcs, std::size_t max,
                             std::uintptr_t own_fp) noexcept {
-  const auto lo = reinterpret_cast<std::uintptr_t>(g->stk.lo);
-  const auto hi = reinterpret_cast<std::uintptr_t>(g->stk.hi);
+  const auto lo = reinterpret_cast<std::uintptr_t>(g->stack_lo);
+  const auto hi = reinterpret_cast<std::uintptr_t>(g->stack_hi);
   if (lo == 0 || max == 0) return 0;
   // The dumping goroutine itself, stopped in append_dump: from that frame.
   if (own_fp != 0) return walk(own_fp, lo, hi, pcs, 0, max);

@@ -76,9 +76,9 @@ struct sigaction previous_bus;
 void on_fault(int sig, siginfo_t* info, void* uctx) {
   M* m = current_m();
   G* g = m != nullptr ? m->curg : nullptr;
-  if (g != nullptr && g->stk) {
+  if (g != nullptr && g->stack_lo != nullptr) {
     const char* addr = static_cast<const char*>(info->si_addr);
-    if (addr < g->stk.lo && addr >= g->stk.lo - guard_bytes - canary_bytes)
+    if (addr < g->stack_lo && addr >= g->stack_lo - guard_bytes - canary_bytes)
       fatal_goroutine_stack_overflow(g);
   }
   // Not ours: hand it to the previous handler, or die the default way.
@@ -136,7 +136,7 @@ void remove_alt_stack(void* alt) noexcept {
   o.str("runtime: goroutine ")
       .num(g->id)
       .str(" stack exceeds its ")
-      .num(static_cast<unsigned long long>(g->stk.hi - g->stk.lo))
+      .num(static_cast<unsigned long long>(g->stack_hi - g->stack_lo))
       .str("-byte limit\nfatal error: stack overflow\n\n");
   describe_goroutine(o, g, "running");
   o.flush();

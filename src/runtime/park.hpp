@@ -46,6 +46,7 @@ enum class wait_reason : std::uint8_t {
   rw_mutex_write,
   cond,
   blocking_call,
+  spawn_backlog,  // goro::go waiting for never-started goroutines to start
 };
 
 const char* wait_reason_string(wait_reason r) noexcept;

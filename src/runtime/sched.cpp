@@ -139,6 +139,16 @@ void globrunq_put(G* const* gs, std::uint32_t n) GORO_REQUIRES(sched.lock) {
 
 void globrunq_put1(G* g) GORO_REQUIRES(sched.lock) { globrunq_put(&g, 1); }
 
+// Flow control for spawning: when a P spills its queue to the global one and
+// finds more than spawn_backlog_limit never-started goroutines waiting there,
+// the goroutine spawning next on that P parks (spawn_commit) until they are
+// down to spawn_backlog_resume (globrunq_get wakes it). A spawner that
+// outruns the goroutines it starts would otherwise build a backlog bounded
+// only by memory, a spawn record each, all of it resident long after the
+// backlog is gone. Go bounds it by preempting the spawner.
+constexpr std::uint32_t spawn_backlog_limit = 1024;
+constexpr std::uint32_t spawn_backlog_resume = spawn_backlog_limit / 2;
+
 // Moves half of p's queue plus g to the global queue. False if a thief got in
 // first (the queue is no longer full: retry the fast path).
 bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
@@ -154,6 +164,7 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
   batch[n] = g;
   lock_guard lk(sched.lock);
   globrunq_put(batch, n + 1);
+  p->spawn_backlog = sched.runq_fresh.size > spawn_backlog_limit;
   return true;
 }
 
@@ -365,6 +376,18 @@ G* globrunq_get(P* p, std::int32_t max) GORO_REQUIRES(sched.lock) {
   auto take = [&a, &b] { return a.size != 0 ? a.pop() : b.pop(); };
   G* g = take();
   for (std::int32_t i = 1; i < n; ++i) runqput(p, take(), false);
+  a.compact();
+  b.compact();
+  if (sched.spawn_waiters != nullptr && sched.runq_fresh.size <= spawn_backlog_resume) {
+    // The backlog has drained: the parked spawners go to the global queue,
+    // where this M, about to look again after running g, finds them.
+    while (G* w = sched.spawn_waiters) {
+      sched.spawn_waiters = w->free_next;
+      w->free_next = nullptr;
+      w->status.store(gstatus::runnable, std::memory_order_relaxed);
+      globrunq_put1(w);
+    }
+  }
   return g;
 }
 
@@ -618,8 +641,8 @@ G* run_g(M* m, G* g) noexcept {
   m->g0_eh = *eh;
   *eh = g->eh;
 #if GORO_ASAN
-  __sanitizer_start_switch_fiber(&m->g0_asan_fake, g->stk.lo,
-                                 static_cast<std::size_t>(g->stk.hi - g->stk.lo));
+  __sanitizer_start_switch_fiber(&m->g0_asan_fake, g->stack_lo,
+                                 static_cast<std::size_t>(g->stack_hi - g->stack_lo));
 #endif
 #if GORO_TSAN
   __tsan_switch_to_fiber(g->tsan_fiber, 1 /* no_sync: see race.hpp */);
@@ -680,7 +703,7 @@ void resumed(G* g) noexcept {
 [[noreturn]] void goexit(G* g) noexcept {
   // The next goroutine on this stack is ordered after us (race.hpp); so is
   // run()'s return after the main goroutine's.
-  race_release(g->stk.lo);
+  race_release(g->stack_lo);
   if (g->is_main) race_release(&sched.running);
   M* m = current_m();
   m->action = after_switch::exit;
@@ -696,8 +719,8 @@ void g_entry(void*, void* data) {
     __sanitizer_finish_switch_fiber(nullptr, &m->g0_stack_bottom, &m->g0_stack_size);
   }
 #endif
-  race_acquire(g);          // spawn happens before the goroutine starts
-  race_acquire(g->stk.lo);  // after the last goroutine that used this stack
+  race_acquire(g);            // spawn happens before the goroutine starts
+  race_acquire(g->stack_lo);  // after the last goroutine that used this stack
   try {
     g->ops->run(g->closure);
   } catch (...) {
@@ -709,6 +732,23 @@ void g_entry(void*, void* data) {
 
 // ---------------------------------------------------------------------------
 // G records and stacks.
+//
+// A goroutine has two records in its life. Spawning fills a spawn record:
+// a G from a dense arena (chunks of g_chunk_size, recycled through the
+// gfree arrays) holding the closure and the identity, and nothing else; a
+// spawner that outruns its consumers queues spawn records by the hundred
+// thousand (skynet, timers), and at 192 bytes each they cost little. At its
+// first run (start_g) the goroutine moves into a goroutine record at the top
+// of a stack of its own: the closure is relocated into it, the identity
+// copied, and the spawn record is free again. The goroutine record stays
+// with its stack for good: both are freed together (to the sgfree arrays,
+// never to the OS before shutdown) and reused together. So a started
+// goroutine with shallow frames costs exactly one page, and waking it
+// touches one page. stack_lo == nullptr marks a spawn record.
+//
+// Neither kind is freed before shutdown: diagnostics may read any record
+// racily. Registries: the arena chunks (sched.gchunks) and the list of
+// goroutine records (sched.allg).
 
 void free_closure(G* g) noexcept {
   if (g->heap_closure)
@@ -718,27 +758,10 @@ void free_closure(G* g) noexcept {
   g->ops = nullptr;
 }
 
-// The per-P stack cache (Go's stackcache) holds default-size stacks and
-// trades with the global pool half a cache at a time, so a P that only
-// starts goroutines, or only ends them (timers: one P starts sleepers,
-// another finishes them), takes the pool's lock once per half cache.
-void release_stack(P* p, G* g) noexcept {
-  if (!g->stk) return;
-  if (p != nullptr && g->stk.size == default_stack_class()) {
-    if (p->nstack_cache == P::stack_cache_capacity) {
-      constexpr int half = P::stack_cache_capacity / 2;
-      // The older half goes: the newer one is likelier still in cache.
-      stack_free_batch(p->stack_cache, half);
-      std::copy(p->stack_cache + half, p->stack_cache + P::stack_cache_capacity, p->stack_cache);
-      p->nstack_cache = half;
-    }
-    p->stack_cache[p->nstack_cache++] = g->stk;
-  } else {
-    stack_free(g->stk);
-  }
-  g->stk = {};
-}
-
+// A fresh stack for a new goroutine record: from the per-P cache (Go's
+// stackcache) for the default class, which takes a batch from the pool at a
+// time (one pool lock per batch, and marker slabs install a batch's guards
+// with one system call); from the pool directly otherwise.
 stack acquire_stack(P* p, std::size_t size_class) noexcept {
   if (p == nullptr || size_class != default_stack_class()) return stack_alloc(size_class);
   if (p->nstack_cache == 0) {
@@ -749,21 +772,25 @@ stack acquire_stack(P* p, std::size_t size_class) noexcept {
   return p->stack_cache[--p->nstack_cache];
 }
 
-// Makes room in the global run queue and free array for every G record once
-// `want` exist. Allocates outside the locks, then swaps the arrays in.
-// Throws std::bad_alloc (nothing changed then). Caller holds gchunk_lock.
+// Makes room in the global run queue and both free arrays for every record
+// (spawn and goroutine records together) once `want` exist, and counts them.
+// Allocates outside the locks, then swaps the arrays in. Throws
+// std::bad_alloc (nothing changed then). Caller holds gchunk_lock.
 void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
   const std::size_t cap = sched.garray_cap;
   if (cap < want) {
     std::size_t ncap = std::max<std::size_t>(cap * 2, 1024);
     while (ncap < want) ncap *= 2;
     if (ncap > (std::size_t{1} << 31)) throw std::bad_alloc();
+    // Large arrays come straight from mmap: pages nobody writes cost nothing.
     std::unique_ptr<G*[]> resumed(new G*[ncap]);
     std::unique_ptr<G*[]> fresh(new G*[ncap]);
-    std::unique_ptr<G*[]> free_arr(new G*[ncap]);
+    std::unique_ptr<G*[]> free_spawn(new G*[ncap]);
+    std::unique_ptr<G*[]> free_started(new G*[ncap]);
     G** old_resumed;
     G** old_fresh;
-    G** old_free;
+    G** old_free_spawn;
+    G** old_free_started;
     {
       lock_guard lk(sched.lock);
       auto move_to = [ncap](g_ring& r, G** slots) {
@@ -779,72 +806,106 @@ void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
     }
     {
       lock_guard lk(sched.gfree_lock);
-      std::copy(sched.gfree, sched.gfree + sched.ngfree, free_arr.get());
-      old_free = sched.gfree;
-      sched.gfree = free_arr.release();
+      std::copy(sched.gfree, sched.gfree + sched.ngfree, free_spawn.get());
+      old_free_spawn = sched.gfree;
+      sched.gfree = free_spawn.release();
+      std::copy(sched.sgfree, sched.sgfree + sched.nsgfree, free_started.get());
+      old_free_started = sched.sgfree;
+      sched.sgfree = free_started.release();
     }
     delete[] old_resumed;
     delete[] old_fresh;
-    delete[] old_free;
+    delete[] old_free_spawn;
+    delete[] old_free_started;
     sched.garray_cap = ncap;
   }
   sched.gcount = want;
 }
 
-void gfree_put(P* p, G* g) noexcept {
-  g->status.store(gstatus::idle, std::memory_order_relaxed);
-  p->gfree[p->ngfree++] = g;
-  if (p->ngfree < P::gfree_capacity) return;
-  // Move the older half to the global array (room for every G: no growth).
-  constexpr int half = P::gfree_capacity / 2;
-  {
-    lock_guard lk(sched.gfree_lock);
-    std::copy(p->gfree, p->gfree + half, sched.gfree + sched.ngfree);
-    sched.ngfree += half;
-  }
-  std::copy(p->gfree + half, p->gfree + P::gfree_capacity, p->gfree);
-  p->ngfree -= half;
+// Moves the older half of a full per-P free array (capacity `cap`) to a
+// global one, which has room for every record of its kind.
+template <int cap>
+void spill_half(G** local, int& nlocal, G** global, std::size_t& nglobal) noexcept
+    GORO_REQUIRES(sched.gfree_lock) {
+  constexpr int half = cap / 2;
+  std::copy(local, local + half, global + nglobal);
+  nglobal += half;
+  std::copy(local + half, local + cap, local);
+  nlocal -= half;
 }
 
-// Frees g to p's cache, or off a P to the global array.
-void gfree_put_any(P* p, G* g) noexcept {
-  if (p != nullptr) {
-    gfree_put(p, g);
+// Frees a spawn record to p's cache, or off a P to the global array.
+void spawn_rec_put(P* p, G* rec) noexcept {
+  rec->status.store(gstatus::idle, std::memory_order_relaxed);
+  if (p == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    sched.gfree[sched.ngfree++] = rec;  // room for every record
     return;
   }
-  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  p->gfree[p->ngfree++] = rec;
+  if (p->ngfree < P::gfree_capacity) return;
   lock_guard lk(sched.gfree_lock);
-  sched.gfree[sched.ngfree++] = g;  // room for every G record
+  spill_half<P::gfree_capacity>(p->gfree, p->ngfree, sched.gfree, sched.ngfree);
 }
 
-// Starts moving the first three lines of a G record (scheduling state,
-// identity, inline closure) into this core's cache, for writing. A prefetch
-// never faults, so a stale pointer costs nothing but the fetch.
-inline void prefetch_g_record(const G* g) noexcept {
+// Frees a goroutine record (with its stack) to p's cache, or off a P, or for
+// a non-default stack class, to the global lists.
+void started_g_put(P* p, G* g) noexcept {
+  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  if (g->stack_class() != default_stack_class()) {
+    lock_guard lk(sched.gfree_lock);
+    g->free_next = sched.gfree_other[g->stack_shift];
+    sched.gfree_other[g->stack_shift] = g;
+    return;
+  }
+  if (p == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    sched.sgfree[sched.nsgfree++] = g;  // room for every record
+    return;
+  }
+  p->sgfree[p->nsgfree++] = g;
+  if (p->nsgfree < P::gfree_capacity) return;
+  lock_guard lk(sched.gfree_lock);
+  spill_half<P::gfree_capacity>(p->sgfree, p->nsgfree, sched.sgfree, sched.nsgfree);
+}
+
+// Starts moving the first `lines` cache lines of a record into this core's
+// cache, for writing. A prefetch never faults, so a stale pointer costs
+// nothing but the fetch.
+template <int lines>
+inline void prefetch_record(const G* g) noexcept {
   const char* rec = reinterpret_cast<const char*>(g);
-  __builtin_prefetch(rec, 1, 3);
-  __builtin_prefetch(rec + 64, 1, 3);
-  __builtin_prefetch(rec + 128, 1, 3);
+  for (int i = 0; i < lines; ++i) __builtin_prefetch(rec + 64 * i, 1, 3);
+}
+// A spawn or goroutine record's first three lines (scheduling state,
+// identity, inline closure).
+inline void prefetch_g_record(const G* g) noexcept { prefetch_record<3>(g); }
+
+// Takes a record from one of p's free arrays (spawn records, or goroutine
+// records of the default class), refilling it with half a cache from the
+// matching global array when empty; nullptr if both are empty.
+G* take_free(G** local, int& nlocal, bool spawn_records) noexcept {
+  if (nlocal == 0) {
+    lock_guard lk(sched.gfree_lock);
+    G** global = spawn_records ? sched.gfree : sched.sgfree;
+    std::size_t& nglobal = spawn_records ? sched.ngfree : sched.nsgfree;
+    const std::size_t n = std::min<std::size_t>(nglobal, P::gfree_capacity / 2);
+    nglobal -= n;
+    std::copy(global + nglobal, global + nglobal + n, local);
+    nlocal = static_cast<int>(n);
+  }
+  if (nlocal == 0) return nullptr;
+  G* g = local[--nlocal];
+  // The next one, probably last written by another core: start moving it.
+  if (nlocal > 0) prefetch_g_record(local[nlocal - 1]);
+  return g;
 }
 
-// A free G record: from p's cache, the global array, or a new chunk (the one
-// step that may throw std::bad_alloc).
-G* gfree_get(P* p) {
+// A free spawn record: from p's cache, the global array, or a new chunk (the
+// one step that may throw std::bad_alloc).
+G* spawn_rec_get(P* p) {
   if (p != nullptr) {
-    if (p->ngfree == 0) {
-      lock_guard lk(sched.gfree_lock);
-      const std::size_t n = std::min<std::size_t>(sched.ngfree, P::gfree_capacity / 2);
-      sched.ngfree -= n;
-      std::copy(sched.gfree + sched.ngfree, sched.gfree + sched.ngfree + n, p->gfree);
-      p->ngfree = static_cast<int>(n);
-    }
-    if (p->ngfree > 0) {
-      G* g = p->gfree[--p->ngfree];
-      // The next spawn's record, probably last written by the core that ran
-      // its previous goroutine: start moving the lines spawn writes.
-      if (p->ngfree > 0) prefetch_g_record(p->gfree[p->ngfree - 1]);
-      return g;
-    }
+    if (G* rec = take_free(p->gfree, p->ngfree, true)) return rec;
   } else {
     lock_guard lk(sched.gfree_lock);
     if (sched.ngfree > 0) return sched.gfree[--sched.ngfree];
@@ -869,6 +930,69 @@ G* gfree_get(P* p) {
   return chunk.release();
 }
 
+// Where a new goroutine record goes in its stack: at the top, shifted down
+// by a multiple of 64 bytes that varies from stack to stack. Stacks sit a
+// power of two apart, so unshifted every record (and every goroutine's first
+// frames) would fall in the same cache sets, which hold 8 lines each.
+char* record_place(const stack& s) noexcept {
+  constexpr std::size_t colors = 16;
+  const auto index = reinterpret_cast<std::uintptr_t>(s.hi) / s.size;
+  return s.hi - sizeof(G) - 64 * (index % colors);
+}
+
+// A new goroutine record, built in a fresh stack of size_class and linked
+// into the registry; nullptr if the OS refuses the memory.
+G* new_started_g(P* p, std::size_t size_class) noexcept {
+  const stack s = acquire_stack(p, size_class);
+  if (!s) return nullptr;
+  {
+    lock_guard grow(sched.gchunk_lock);
+    try {
+      grow_g_arrays(sched.gcount + 1);
+    } catch (...) {
+      stack_free(s);
+      return nullptr;
+    }
+  }
+  static_assert(sizeof(G) % 64 == 0 && alignof(G) == 64);
+  char* at = record_place(s);
+#if GORO_ASAN
+  __asan_unpoison_memory_region(at, sizeof(G));
+#endif
+  G* g = ::new (at) G;
+  g->stack_lo = s.lo;
+  g->stack_hi = at;
+  g->stack_guarded = s.guarded;
+  g->stack_shift = static_cast<std::uint8_t>(std::countr_zero(size_class));
+  lock_guard lk(sched.allgs_lock);
+  g->allg_next = sched.allg.load(std::memory_order_relaxed);
+  // Release pairs with the acquire load of walkers (dumps, teardown).
+  sched.allg.store(g, std::memory_order_release);
+  return g;
+}
+
+// A free goroutine record with a stack of size_class, or a new one; fatal
+// if the OS refuses the memory.
+G* started_g_get(P* p, std::size_t size_class) noexcept {
+  G* g = nullptr;
+  if (size_class != default_stack_class()) {
+    const auto shift = static_cast<std::size_t>(std::countr_zero(size_class));
+    lock_guard lk(sched.gfree_lock);
+    if ((g = sched.gfree_other[shift]) != nullptr) {
+      sched.gfree_other[shift] = g->free_next;
+      g->free_next = nullptr;
+    }
+  } else if (p != nullptr) {
+    g = take_free(p->sgfree, p->nsgfree, false);
+  } else {
+    lock_guard lk(sched.gfree_lock);
+    if (sched.nsgfree > 0) g = sched.sgfree[--sched.nsgfree];
+  }
+  if (g == nullptr) g = new_started_g(p, size_class);
+  if (g == nullptr) fatal_plain("runtime: out of memory: cannot allocate a goroutine stack");
+  return g;
+}
+
 std::uint64_t new_goid(P* p) noexcept {
   if (p == nullptr) return sched.next_goid.fetch_add(1, std::memory_order_relaxed);
   if (p->goid_next == p->goid_end) {
@@ -879,22 +1003,44 @@ std::uint64_t new_goid(P* p) noexcept {
   return p->goid_next++;
 }
 
-// On g0, before g's first run: give it a stack and an initial frame.
-void start_g(M* m, G* g) noexcept {
-  if (g->stk && g->stk.size != g->stack_class()) release_stack(m->p, g);
-  if (!g->stk) {
-    g->stk = acquire_stack(m->p, g->stack_class());
-    if (!g->stk) fatal_plain("runtime: out of memory: cannot allocate a goroutine stack");
+// On g0, before a goroutine's first run: moves it from its spawn record
+// into a goroutine record (see above), gives it its first frame, and frees
+// the spawn record. Returns the goroutine record.
+G* start_g(P* p, G* rec) noexcept {
+  G* g = started_g_get(p, rec->stack_class());
+  race_acquire(rec);  // the spawn (spawn_commit) ...
+  // The spawn record drops out of dumps before the goroutine record shows.
+  rec->status.store(gstatus::idle, std::memory_order_relaxed);
+  g->id = rec->id;
+  g->site = rec->site;
+  g->is_main = rec->is_main;
+  std::swap(g->name_buf, rec->name_buf);  // each record keeps a buffer it has
+  g->ops = rec->ops;
+  g->heap_closure = rec->heap_closure;
+  g->heap_align_shift = rec->heap_align_shift;
+  if (rec->heap_closure) {
+    g->closure = rec->closure;
+  } else {
+    g->closure = g->inline_closure;
+    rec->ops->relocate(rec->closure, g->inline_closure);
   }
+  g->reason = wait_reason::none;
+  rec->ops = nullptr;
+  rec->closure = nullptr;
+  rec->heap_closure = false;
+  rec->is_main = false;
+  spawn_rec_put(p, rec);
 #if GORO_ASAN
-  __asan_unpoison_memory_region(g->stk.lo, static_cast<std::size_t>(g->stk.hi - g->stk.lo));
+  __asan_unpoison_memory_region(g->stack_lo, static_cast<std::size_t>(g->stack_hi - g->stack_lo));
 #endif
 #if GORO_TSAN
   g->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  g->sp = make_context(g->stk.hi, &g_entry, g);
+  race_release(g);  // ... happens before the goroutine starts (g_entry)
+  g->sp = make_context(g->stack_hi, &g_entry, g);
   g->central_read_hint = nullptr;  // not the previous goroutine's (rw_mutex.cpp)
   g->started = true;
+  return g;
 }
 
 // On g0, after g exited.
@@ -917,8 +1063,7 @@ void destroy_g(M* m, G* g) noexcept {
   p->exited.store(p->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   const bool was_main = g->is_main;
   g->is_main = false;
-  release_stack(p, g);
-  gfree_put(p, g);
+  started_g_put(p, g);
   if (was_main) {
     // Go's main returned: stop every M.
     sched.stopping.store(true, std::memory_order_seq_cst);
@@ -935,7 +1080,8 @@ void destroy_g(M* m, G* g) noexcept {
 }
 
 void check_stack(G* g) noexcept {
-  if (static_cast<char*>(g->sp) < g->stk.lo || (!g->stk.guarded && !stack_canary_intact(g->stk)))
+  if (static_cast<char*>(g->sp) < g->stack_lo ||
+      (!g->stack_guarded && !stack_canary_intact(g->stack_mem())))
     fatal_goroutine_stack_overflow(g);
 }
 
@@ -1135,7 +1281,7 @@ void execute(M* m, G* g) noexcept {
     return;
   }
   for (;;) {
-    if (!g->started) start_g(m, g);
+    if (!g->started) g = start_g(p, g);
     g->status.store(gstatus::running, std::memory_order_relaxed);
     g = run_g(m, g);
     check_stack(g);
@@ -1349,28 +1495,34 @@ void teardown() noexcept {
   sem_forget_goroutines();
   reset_reader_slots();
   std::vector<G*> chunks;
+  G* started;
   {
     lock_guard lk(sched.allgs_lock);
     chunks.swap(sched.gchunks);
     sched.gchunk_used = 0;
+    started = sched.allg.exchange(nullptr, std::memory_order_acquire);
   }
   for (G* chunk : chunks) {
     for (std::size_t i = 0; i < g_chunk_size; ++i) {
-      G* g = &chunk[i];
-      const gstatus st = g->status.load(std::memory_order_relaxed);
-      if (st == gstatus::runnable && !g->started && g->ops != nullptr) {
-        g->ops->destroy(g->closure);  // never started: safe to destroy
-        free_closure(g);
+      G* rec = &chunk[i];
+      const gstatus st = rec->status.load(std::memory_order_relaxed);
+      if (st == gstatus::runnable && rec->ops != nullptr) {
+        rec->ops->destroy(rec->closure);  // never started: safe to destroy
+        free_closure(rec);
       }
-#if GORO_TSAN
-      if (g->tsan_fiber != nullptr) {
-        // An abandoned goroutine ran for the last time before run() returns.
-        race_release_as(g->tsan_fiber, &sched.running);
-        __tsan_destroy_fiber(g->tsan_fiber);
-      }
-#endif
     }
     delete[] chunk;
+  }
+  while (G* g = started) {
+    started = g->allg_next;
+#if GORO_TSAN
+    if (g->tsan_fiber != nullptr) {
+      // An abandoned goroutine ran for the last time before run() returns.
+      race_release_as(g->tsan_fiber, &sched.running);
+      __tsan_destroy_fiber(g->tsan_fiber);
+    }
+#endif
+    g->~G();  // its memory goes with the stack pool below
   }
   const int np = sched.nallp.load(std::memory_order_relaxed);
   for (int i = 0; i < np; ++i) {
@@ -1386,6 +1538,7 @@ void teardown() noexcept {
       *r = g_ring{};
     }
     sched.runq_fresh_turn = 0;
+    sched.spawn_waiters = nullptr;
     sched.pidle = nullptr;
     sched.midle = nullptr;
     sched.timer_m = nullptr;
@@ -1396,6 +1549,10 @@ void teardown() noexcept {
     delete[] sched.gfree;
     sched.gfree = nullptr;
     sched.ngfree = 0;
+    delete[] sched.sgfree;
+    sched.sgfree = nullptr;
+    sched.nsgfree = 0;
+    std::fill(std::begin(sched.gfree_other), std::end(sched.gfree_other), nullptr);
   }
   {
     lock_guard lk(sched.gchunk_lock);
@@ -1427,7 +1584,11 @@ struct main_closure {
     c->fn(c->arg);
   }
   static void destroy(void*) noexcept {}
-  static constexpr closure_ops ops{&main_closure::run, &main_closure::destroy};
+  static void relocate(void* from, void* to) noexcept {
+    ::new (to) main_closure(*static_cast<main_closure*>(from));
+  }
+  static constexpr closure_ops ops{&main_closure::run, &main_closure::destroy,
+                                   &main_closure::relocate};
 };
 
 bool commit_unlock(void* arg) GORO_NO_TSA {
@@ -1486,6 +1647,8 @@ const char* wait_reason_string(wait_reason r) noexcept {
       return "cond wait";
     case wait_reason::blocking_call:
       return "blocking call";
+    case wait_reason::spawn_backlog:
+      return "spawn backlog";
   }
   return "unknown";
 }
@@ -1542,8 +1705,8 @@ void park_handoff(G* g, M* m, G* next, bool (*commit)(void*), void* arg) noexcep
   g->eh = *eh;
   *eh = next->eh;
 #if GORO_ASAN
-  __sanitizer_start_switch_fiber(&g->asan_fake_stack, next->stk.lo,
-                                 static_cast<std::size_t>(next->stk.hi - next->stk.lo));
+  __sanitizer_start_switch_fiber(&g->asan_fake_stack, next->stack_lo,
+                                 static_cast<std::size_t>(next->stack_hi - next->stack_lo));
 #endif
 #if GORO_TSAN
   __tsan_switch_to_fiber(next->tsan_fiber, 1 /* no_sync: see race.hpp */);
@@ -1709,22 +1872,25 @@ void goready(G* g) noexcept {
 }
 
 spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t align,
-                       const goro::source_location& site) {
+                       bool relocatable, const goro::source_location& site) {
   race_ignore no_race_checks;  // runtime code (race.hpp)
   if (!sched.running.load(std::memory_order_acquire) ||
       sched.stopping.load(std::memory_order_relaxed))
     throw std::logic_error("goro::go: the runtime is not running (spawn inside goro::run)");
   M* m = current_m();
   P* p = m != nullptr ? m->p : nullptr;
-  G* g = gfree_get(p);
+  const std::size_t stack_class =
+      opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
+  G* g = spawn_rec_get(p);
   g->id = new_goid(p);
+  g->stack_shift = static_cast<std::uint8_t>(std::countr_zero(stack_class));
   g->site = site;
   const std::size_t n = std::min(opts.name.size(), G::name_capacity - 1);
   if (n != 0) {
     if (g->name_buf == nullptr) {
       g->name_buf = new (std::nothrow) char[G::name_capacity];
       if (g->name_buf == nullptr) {
-        gfree_put_any(p, g);
+        spawn_rec_put(p, g);
         throw std::bad_alloc();
       }
     }
@@ -1733,13 +1899,13 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   } else if (g->name_buf != nullptr) {
     g->name_buf[0] = '\0';  // the record's previous goroutine had a name
   }
-  const std::size_t stack_class =
-      opts.stack_size == 0 ? default_stack_class() : stack_size_class(opts.stack_size);
-  g->stack_shift = static_cast<std::uint8_t>(std::countr_zero(stack_class));
   g->reason = wait_reason::none;
-  // Under TSan closures always go to the heap: the allocator tells TSan the
-  // memory is new, where a reused inline buffer would look raced.
-  if (size <= inline_closure_bytes && align <= alignof(std::max_align_t) && !GORO_TSAN) {
+  // A closure stays inline only if start_g can relocate it without a chance
+  // of failure. Under TSan closures always go to the heap: the allocator
+  // tells TSan the memory is new, where a reused inline buffer would look
+  // raced.
+  if (size <= inline_closure_bytes && align <= alignof(std::max_align_t) && relocatable &&
+      !GORO_TSAN) {
     g->closure = g->inline_closure;
     g->heap_closure = false;
   } else {
@@ -1747,7 +1913,7 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
     try {
       g->closure = ::operator new (size, std::align_val_t{a});
     } catch (...) {
-      gfree_put_any(p, g);
+      spawn_rec_put(p, g);
       throw;
     }
     g->heap_closure = true;
@@ -1756,10 +1922,13 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
   return {g, g->closure};
 }
 
-void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
+namespace {
+
+// spawn_commit's work; true if the spawner must then wait for the backlog
+// of never-started goroutines to drain (spawn_backlog_limit).
+bool spawn_enqueue(G* g, const closure_ops* ops) noexcept {
   race_ignore no_race_checks;  // runtime code (race.hpp)
-  G* g = static_cast<G*>(slot.g);
-  race_release(g);  // pairs with race_acquire in g_entry
+  race_release(g);             // pairs with race_acquire in start_g
   g->ops = ops;
   g->started = false;
   g->sp = nullptr;
@@ -1776,12 +1945,42 @@ void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
     // spawn loop would pay that once per goroutine. Without it a spawn is
     // plain stores. Children then start in spawn order.
     runqput(p, g, p->runnext.load(std::memory_order_relaxed) == nullptr);
+    if (p->spawn_backlog) [[unlikely]] {
+      p->spawn_backlog = false;
+      wakep();
+      // Only a goroutine waits: not g0 (a timer's function starting its
+      // goroutine), nor a goroutine inside blocking() (it holds no P).
+      return m->curg != nullptr;
+    }
   } else {
     sched.extern_created.fetch_add(1, std::memory_order_relaxed);
     lock_guard lk(sched.lock);
     globrunq_put1(g);
   }
   wakep();
+  return false;
+}
+
+// gopark's commit for a spawner over the backlog limit: joins
+// sched.spawn_waiters unless the backlog has already drained.
+bool spawn_wait_commit(void* arg) GORO_NO_TSA {
+  G* g = static_cast<G*>(arg);
+  lock_guard lk(sched.lock);
+  if (sched.runq_fresh.size <= spawn_backlog_resume) return false;
+  g->free_next = sched.spawn_waiters;
+  sched.spawn_waiters = g;
+  return true;
+}
+
+}  // namespace
+
+void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
+  if (spawn_enqueue(static_cast<G*>(slot.g), ops)) [[unlikely]] {
+    // Outside spawn_enqueue's race_ignore, which is per thread: the
+    // spawner may resume on another one.
+    G* self = current_g();
+    gopark(&spawn_wait_commit, self, wait_reason::spawn_backlog);
+  }
 }
 
 void spawn_abort(const spawn_slot& slot) noexcept {
@@ -1790,7 +1989,7 @@ void spawn_abort(const spawn_slot& slot) noexcept {
   free_closure(g);
   M* m = current_m();
   P* p = m != nullptr ? m->p : nullptr;
-  gfree_put_any(p, g);
+  spawn_rec_put(p, g);
 }
 
 int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
@@ -1836,7 +2035,7 @@ int run_main(const run_options& opts, void (*fn)(void*), void* arg) {
   main_closure mc{fn, arg};
   spawn_slot slot =
       spawn_begin(spawn_options{.stack_size = 0, .name = "main"}, sizeof(main_closure),
-                  alignof(main_closure), goro::source_location::current());
+                  alignof(main_closure), true, goro::source_location::current());
   ::new (slot.storage) main_closure(mc);
   static_cast<G*>(slot.g)->is_main = true;
   spawn_commit(slot, &main_closure::ops);

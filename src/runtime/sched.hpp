@@ -21,6 +21,7 @@
 //    current_g() re-read thread-local state each call (they are not inlined).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -51,16 +52,19 @@ struct eh_state {
 enum class gstatus : std::uint8_t { idle, runnable, running, waiting, dead };
 
 inline constexpr std::size_t inline_closure_bytes = 64;
-inline constexpr std::size_t g_chunk_size = 128;
+inline constexpr std::size_t g_chunk_size = 128;  // spawn records per arena chunk
 
+// A G is one of two records (sched.cpp, "G records and stacks"): a spawn
+// record, from a dense arena, holds a goroutine from its spawn to its first
+// run (stack_lo == nullptr); a goroutine record, at the top of its own
+// stack, holds it from then on. Both are reused, never freed before
+// shutdown.
+//
 // Field order is by temperature: spawning a goroutine and starting it touch
 // the first two cache lines and the inline closure (the record usually moves
 // from the spawning P's core to another one, a miss per line). Three lines
 // in a plain build (the sanitizer contexts exist only in their builds, and a
-// sleep's timer lives in the sleeper's frame): when a spawner outruns its
-// consumers every new record is a fresh page's worth of first touches, so a
-// line saved is a page fault saved per 64 records (spawn ran 0.81x of its
-// time when the record went from four lines to three).
+// sleep's timer lives in the sleeper's frame).
 struct alignas(64) G {
   // Line 0: what the scheduler reads to run the goroutine.
   void* sp = nullptr;  // saved stack pointer while not running
@@ -71,9 +75,19 @@ struct alignas(64) G {
   bool heap_closure = false;
   bool is_main = false;
   wait_reason reason = wait_reason::none;
-  std::uint8_t stack_shift = 0;       // log2 of the stack size class it asked for
+  std::uint8_t stack_shift = 0;       // log2 of its stack's size class
   std::uint8_t heap_align_shift = 0;  // log2 of the heap closure's alignment
-  stack stk;                          // attached at first run, detached at exit
+  bool stack_guarded = false;         // the stack has guard pages or markers below it
+  // The usable stack: frames grow down from stack_hi, which is this record's
+  // own address, to stack_lo.
+  char* stack_lo = nullptr;
+  char* stack_hi = nullptr;
+  // Goroutine records only. The registry link (sched.allg): the record
+  // created before this one; written once, before the record is published.
+  G* allg_next = nullptr;
+  // Next record on a free list of non-default stack classes (gfree_lock),
+  // or, while its goroutine is parked on it, on sched.spawn_waiters.
+  G* free_next = nullptr;
 
   // Line 1: identity, written at spawn; the rest at switches and waits.
   std::uint64_t id = 0;
@@ -112,6 +126,16 @@ struct alignas(64) G {
   /// The name given at spawn, or "".
   const char* display_name() const noexcept { return has_name() ? name_buf : ""; }
   std::size_t stack_class() const noexcept { return std::size_t{1} << stack_shift; }
+  /// The stack this record sits in, as the stack pool knows it (for the
+  /// canary check).
+  stack stack_mem() const noexcept {
+    stack s;
+    s.lo = stack_lo;
+    s.hi = stack_hi;
+    s.size = stack_class();
+    s.guarded = stack_guarded;
+    return s;
+  }
 };
 
 /// What a goroutine asks its scheduler context to do after switching to it.
@@ -194,15 +218,23 @@ struct alignas(64) P {
 
   alignas(64) timer_heap timers;
 
-  // Owner-only caches. The free G records are an array, not a list through
-  // the records: moving a batch to or from the global list copies pointers
-  // and never touches the (cache-cold) records themselves.
+  // Owner-only caches. The free records are arrays, not lists through the
+  // records: moving a batch to or from the global arrays copies pointers
+  // and never touches the (cache-cold) records themselves. gfree: spawn
+  // records; sgfree: goroutine records (each with its stack).
   static constexpr int gfree_capacity = 64;
   G* gfree[gfree_capacity] = {};
   int ngfree = 0;
+  G* sgfree[gfree_capacity] = {};
+  int nsgfree = 0;
+  // Fresh stacks for new goroutine records (each is built at the top of one).
   static constexpr int stack_cache_capacity = 32;
   stack stack_cache[stack_cache_capacity];
   int nstack_cache = 0;
+  // Set when this P last spilled goroutines to the global queue and found
+  // more than spawn_backlog_limit never-started ones there: the next spawn
+  // on this P waits for them to start (spawn_commit, sched.cpp).
+  bool spawn_backlog = false;
   std::uint64_t goid_next = 0, goid_end = 0;
 
   // Goroutine accounting: written only by the owner (relaxed load + store),
@@ -223,6 +255,17 @@ struct g_ring {
   G* pop() noexcept {
     --size;
     return slots[first++ & mask];
+  }
+  // Moves the entries back to the start of the array once the head has
+  // passed four times their number (and 4096) since it was last there, so
+  // at most a quarter of a copy per pop: the pages of the array that were
+  // ever written then track the ring's peak size, not how many goroutines
+  // passed through it (the array has room for every G record there is).
+  void compact() noexcept {
+    const std::uint32_t at = first & mask;
+    if (at < 4 * size + 4096 || at + size > mask + 1) return;
+    std::copy(slots + at, slots + at + size, slots);  // disjoint: at >= 4 * size
+    first = 0;
   }
 };
 
@@ -246,6 +289,9 @@ struct sched_t {
   g_ring runq_resumed GORO_GUARDED_BY(lock);
   g_ring runq_fresh GORO_GUARDED_BY(lock);
   std::uint32_t runq_fresh_turn GORO_GUARDED_BY(lock) = 0;
+  // Spawners parked until runq_fresh drains (sched.cpp, spawn_backlog_limit),
+  // linked through G::free_next.
+  G* spawn_waiters GORO_GUARDED_BY(lock) = nullptr;
   // Both rings' goroutines: written under lock, read anywhere as a hint.
   std::atomic<std::int32_t> runq_size{0};
   // Idle Ps and Ms.
@@ -296,26 +342,37 @@ struct sched_t {
   // read-modify-write, and thieves pay for it with a membarrier.
   bool membarrier = false;
 
-  // Global free G records: an array with room for every G record.
+  // Global free records (sched.cpp, "G records and stacks"): spawn records
+  // in gfree, goroutine records of the default stack class in sgfree, each
+  // an array with room for every record; goroutine records of other stack
+  // classes on per-class lists through G::free_next, indexed by stack_shift.
   lock_t gfree_lock;
   G** gfree GORO_GUARDED_BY(gfree_lock) = nullptr;
   std::size_t ngfree GORO_GUARDED_BY(gfree_lock) = 0;
+  G** sgfree GORO_GUARDED_BY(gfree_lock) = nullptr;
+  std::size_t nsgfree GORO_GUARDED_BY(gfree_lock) = 0;
+  G* gfree_other[64] GORO_GUARDED_BY(gfree_lock) = {};
 
-  // Serializes the allocation of G chunks and the growth of the global run
-  // queue and free array to match (taken before sched.lock and gfree_lock).
+  // Serializes the creation of records (an arena chunk of spawn records, a
+  // goroutine record) and the growth of the global run queue and free
+  // arrays to match (taken before sched.lock and gfree_lock).
   lock_t gchunk_lock;
-  // G records allocated so far; the ring and the free array hold at least
-  // this many (written under gchunk_lock and both array locks).
+  // Records of both kinds created so far; the rings and the free arrays hold
+  // at least this many (written under gchunk_lock and both array locks).
   std::size_t gcount GORO_GUARDED_BY(gchunk_lock) = 0;
-  // Capacity of the ring and of the free array (both the same).
+  // Capacity of the rings and of the free arrays (all the same).
   std::size_t garray_cap GORO_GUARDED_BY(gchunk_lock) = 0;
 
-  // Every G record of this run, allocated g_chunk_size at a time and never
-  // freed before shutdown (free ones wait on the free lists): the registry
-  // that diagnostics walk.
+  // The registries that diagnostics walk (records are never freed before
+  // shutdown; free ones wait on the free lists). Spawn records: the arena
+  // chunks, g_chunk_size each. Goroutine records: a list, newest first,
+  // through G::allg_next; a record's link never changes once it is
+  // published, so a walker needs only the head: pushed under allgs_lock
+  // with a release store, read with an acquire load.
   lock_t allgs_lock;
   std::vector<G*> gchunks GORO_GUARDED_BY(allgs_lock);
   std::size_t gchunk_used GORO_GUARDED_BY(allgs_lock) = 0;
+  std::atomic<G*> allg{nullptr};
 };
 
 extern sched_t sched;
