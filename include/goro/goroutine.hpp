@@ -16,10 +16,12 @@
 // parsed as a declaration; write `goro::go{f};` or pass a lambda.
 //
 // Flow control: when more than about a thousand goroutines wait to run for
-// the first time, a goroutine calling goro::go parks until half of them have
-// started (a spawn loop cannot build a backlog bounded only by memory; Go
-// gets the same from preempting the spawner). So goro::go, like any Go call,
-// may let other goroutines run; spawning from a plain thread never waits.
+// the first time, a goroutine calling goro::go yields now and then, and when
+// more than 65,536 wait it parks until half of them have started (a spawn
+// loop cannot build a backlog bounded only by memory; Go gets the same from
+// preempting the spawner). So goro::go, like any Go call, may let other
+// goroutines run, and the caller may resume on another thread; spawning
+// from a plain thread never waits.
 //
 // Errors: an exception escaping f ends the process like an unrecovered Go
 // panic. Spawning outside goro::run() throws std::logic_error.

@@ -139,15 +139,21 @@ void globrunq_put(G* const* gs, std::uint32_t n) GORO_REQUIRES(sched.lock) {
 
 void globrunq_put1(G* g) GORO_REQUIRES(sched.lock) { globrunq_put(&g, 1); }
 
-// Flow control for spawning: when a P spills its queue to the global one and
-// finds more than spawn_backlog_limit never-started goroutines waiting there,
-// the goroutine spawning next on that P parks (spawn_commit) until they are
-// down to spawn_backlog_resume (globrunq_get wakes it). A spawner that
-// outruns the goroutines it starts would otherwise build a backlog bounded
-// only by memory, a spawn record each, all of it resident long after the
-// backlog is gone. Go bounds it by preempting the spawner.
-constexpr std::uint32_t spawn_backlog_limit = 1024;
-constexpr std::uint32_t spawn_backlog_resume = spawn_backlog_limit / 2;
+// Flow control for spawning, in two steps, checked when a P spills its queue
+// to the global one: with more than spawn_backlog_soft never-started
+// goroutines waiting there, the goroutine spawning next on that P yields
+// once (its P starts some of them); with more than spawn_backlog_hard, it
+// parks until they are down to half that (globrunq_get wakes it). A spawner
+// that outruns the goroutines it starts would otherwise build a backlog
+// bounded only by memory, a spawn record each, all of it resident long
+// after the backlog is gone. Go bounds it by preempting the spawner. The
+// soft step costs a switch; parking at every spill would serialize trees of
+// spawners (skynet ran 1.22x slower parking at 8192), so only a backlog
+// that yielding has not held parks.
+constexpr std::uint32_t spawn_backlog_soft = 1024;
+constexpr std::uint32_t spawn_backlog_hard = 64 * 1024;
+constexpr std::uint32_t spawn_backlog_resume = spawn_backlog_hard / 2;
+constexpr std::uint8_t spawn_go_on = 0, spawn_yield = 1, spawn_park = 2;
 
 // Moves half of p's queue plus g to the global queue. False if a thief got in
 // first (the queue is no longer full: retry the fast path).
@@ -164,7 +170,10 @@ bool runqput_slow(P* p, G* g, std::uint32_t head, std::uint32_t tail) noexcept {
   batch[n] = g;
   lock_guard lk(sched.lock);
   globrunq_put(batch, n + 1);
-  p->spawn_backlog = sched.runq_fresh.size > spawn_backlog_limit;
+  const std::uint32_t fresh = sched.runq_fresh.size;
+  p->spawn_backlog = fresh > spawn_backlog_hard   ? spawn_park
+                     : fresh > spawn_backlog_soft ? spawn_yield
+                                                  : spawn_go_on;
   return true;
 }
 
@@ -1924,9 +1933,9 @@ spawn_slot spawn_begin(const spawn_options& opts, std::size_t size, std::size_t 
 
 namespace {
 
-// spawn_commit's work; true if the spawner must then wait for the backlog
-// of never-started goroutines to drain (spawn_backlog_limit).
-bool spawn_enqueue(G* g, const closure_ops* ops) noexcept {
+// spawn_commit's work; what the spawner must do then about the backlog of
+// never-started goroutines (spawn_backlog_soft).
+std::uint8_t spawn_enqueue(G* g, const closure_ops* ops) noexcept {
   race_ignore no_race_checks;  // runtime code (race.hpp)
   race_release(g);             // pairs with race_acquire in start_g
   g->ops = ops;
@@ -1945,12 +1954,12 @@ bool spawn_enqueue(G* g, const closure_ops* ops) noexcept {
     // spawn loop would pay that once per goroutine. Without it a spawn is
     // plain stores. Children then start in spawn order.
     runqput(p, g, p->runnext.load(std::memory_order_relaxed) == nullptr);
-    if (p->spawn_backlog) [[unlikely]] {
-      p->spawn_backlog = false;
+    if (const std::uint8_t step = p->spawn_backlog) [[unlikely]] {
+      p->spawn_backlog = spawn_go_on;
       wakep();
       // Only a goroutine waits: not g0 (a timer's function starting its
       // goroutine), nor a goroutine inside blocking() (it holds no P).
-      return m->curg != nullptr;
+      return m->curg != nullptr ? step : spawn_go_on;
     }
   } else {
     sched.extern_created.fetch_add(1, std::memory_order_relaxed);
@@ -1958,7 +1967,7 @@ bool spawn_enqueue(G* g, const closure_ops* ops) noexcept {
     globrunq_put1(g);
   }
   wakep();
-  return false;
+  return spawn_go_on;
 }
 
 // gopark's commit for a spawner over the backlog limit: joins
@@ -1975,11 +1984,13 @@ bool spawn_wait_commit(void* arg) GORO_NO_TSA {
 }  // namespace
 
 void spawn_commit(const spawn_slot& slot, const closure_ops* ops) noexcept {
-  if (spawn_enqueue(static_cast<G*>(slot.g), ops)) [[unlikely]] {
-    // Outside spawn_enqueue's race_ignore, which is per thread: the
-    // spawner may resume on another one.
-    G* self = current_g();
-    gopark(&spawn_wait_commit, self, wait_reason::spawn_backlog);
+  const std::uint8_t step = spawn_enqueue(static_cast<G*>(slot.g), ops);
+  // Outside spawn_enqueue's race_ignore, which is per thread: the spawner
+  // may resume on another one.
+  if (step == spawn_yield) [[unlikely]] {
+    goro::yield();
+  } else if (step == spawn_park) [[unlikely]] {
+    gopark(&spawn_wait_commit, current_g(), wait_reason::spawn_backlog);
   }
 }
 

@@ -232,9 +232,9 @@ struct alignas(64) P {
   stack stack_cache[stack_cache_capacity];
   int nstack_cache = 0;
   // Set when this P last spilled goroutines to the global queue and found
-  // more than spawn_backlog_limit never-started ones there: the next spawn
-  // on this P waits for them to start (spawn_commit, sched.cpp).
-  bool spawn_backlog = false;
+  // a backlog of never-started ones there: what the next spawn on this P
+  // does about it (sched.cpp, spawn_backlog_soft).
+  std::uint8_t spawn_backlog = 0;
   std::uint64_t goid_next = 0, goid_end = 0;
 
   // Goroutine accounting: written only by the owner (relaxed load + store),
@@ -289,7 +289,7 @@ struct sched_t {
   g_ring runq_resumed GORO_GUARDED_BY(lock);
   g_ring runq_fresh GORO_GUARDED_BY(lock);
   std::uint32_t runq_fresh_turn GORO_GUARDED_BY(lock) = 0;
-  // Spawners parked until runq_fresh drains (sched.cpp, spawn_backlog_limit),
+  // Spawners parked until runq_fresh drains (sched.cpp, spawn_backlog_hard),
   // linked through G::free_next.
   G* spawn_waiters GORO_GUARDED_BY(lock) = nullptr;
   // Both rings' goroutines: written under lock, read anywhere as a hint.
