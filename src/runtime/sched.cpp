@@ -831,51 +831,60 @@ void grow_g_arrays(std::size_t want) GORO_REQUIRES(sched.gchunk_lock) {
   sched.gcount = want;
 }
 
-// Moves the older half of a full per-P free array (capacity `cap`) to a
-// global one, which has room for every record of its kind.
-template <int cap>
-void spill_half(G** local, int& nlocal, G** global, std::size_t& nglobal) noexcept
-    GORO_REQUIRES(sched.gfree_lock) {
-  constexpr int half = cap / 2;
-  std::copy(local, local + half, global + nglobal);
-  nglobal += half;
-  std::copy(local + half, local + cap, local);
+// The free arrays of one kind of record (a template argument, so each
+// kind's code is as if written for it): spawn records (P::gfree,
+// sched.gfree) or goroutine records of the default stack class (P::sgfree,
+// sched.sgfree). Each global array has room for every record of its kind.
+struct global_free {
+  G** arr;
+  std::size_t& n;
+};
+template <bool spawn_records>
+global_free global_free_of() GORO_REQUIRES(sched.gfree_lock) {
+  if constexpr (spawn_records) return {sched.gfree, sched.ngfree};
+  return {sched.sgfree, sched.nsgfree};
+}
+
+// Frees a record of the kind given to p's array (its older half moving to
+// the global array when full), or off a P to the global array.
+template <bool spawn_records>
+void put_free(P* p, G* g) noexcept {
+  g->status.store(gstatus::idle, std::memory_order_relaxed);
+  if (p == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    global_free global = global_free_of<spawn_records>();
+    global.arr[global.n++] = g;
+    return;
+  }
+  G** local = spawn_records ? p->gfree : p->sgfree;  // folded at compile time
+  int& nlocal = spawn_records ? p->ngfree : p->nsgfree;
+  local[nlocal++] = g;
+  if (nlocal < P::gfree_capacity) return;
+  constexpr int half = P::gfree_capacity / 2;
+  {
+    lock_guard lk(sched.gfree_lock);
+    global_free global = global_free_of<spawn_records>();
+    std::copy(local, local + half, global.arr + global.n);
+    global.n += half;
+  }
+  std::copy(local + half, local + P::gfree_capacity, local);
   nlocal -= half;
 }
 
-// Frees a spawn record to p's cache, or off a P to the global array.
-void spawn_rec_put(P* p, G* rec) noexcept {
-  rec->status.store(gstatus::idle, std::memory_order_relaxed);
-  if (p == nullptr) {
-    lock_guard lk(sched.gfree_lock);
-    sched.gfree[sched.ngfree++] = rec;  // room for every record
-    return;
-  }
-  p->gfree[p->ngfree++] = rec;
-  if (p->ngfree < P::gfree_capacity) return;
-  lock_guard lk(sched.gfree_lock);
-  spill_half<P::gfree_capacity>(p->gfree, p->ngfree, sched.gfree, sched.ngfree);
-}
+// Frees a spawn record.
+void spawn_rec_put(P* p, G* rec) noexcept { put_free<true>(p, rec); }
 
-// Frees a goroutine record (with its stack) to p's cache, or off a P, or for
-// a non-default stack class, to the global lists.
+// Frees a goroutine record (with its stack); one of a non-default stack
+// class goes to its class's global list.
 void started_g_put(P* p, G* g) noexcept {
+  if (g->stack_class() == default_stack_class()) {
+    put_free<false>(p, g);
+    return;
+  }
   g->status.store(gstatus::idle, std::memory_order_relaxed);
-  if (g->stack_class() != default_stack_class()) {
-    lock_guard lk(sched.gfree_lock);
-    g->free_next = sched.gfree_other[g->stack_shift];
-    sched.gfree_other[g->stack_shift] = g;
-    return;
-  }
-  if (p == nullptr) {
-    lock_guard lk(sched.gfree_lock);
-    sched.sgfree[sched.nsgfree++] = g;  // room for every record
-    return;
-  }
-  p->sgfree[p->nsgfree++] = g;
-  if (p->nsgfree < P::gfree_capacity) return;
   lock_guard lk(sched.gfree_lock);
-  spill_half<P::gfree_capacity>(p->sgfree, p->nsgfree, sched.sgfree, sched.nsgfree);
+  g->free_next = sched.gfree_other[g->stack_shift];
+  sched.gfree_other[g->stack_shift] = g;
 }
 
 // Starts moving the first `lines` cache lines of a record into this core's
@@ -890,17 +899,24 @@ inline void prefetch_record(const G* g) noexcept {
 // identity, inline closure).
 inline void prefetch_g_record(const G* g) noexcept { prefetch_record<3>(g); }
 
-// Takes a record from one of p's free arrays (spawn records, or goroutine
-// records of the default class), refilling it with half a cache from the
-// matching global array when empty; nullptr if both are empty.
-G* take_free(G** local, int& nlocal, bool spawn_records) noexcept {
+// Takes a record of the kind given from p's array, refilling it with half
+// a cache from the global array when empty (off a P: from the global array);
+// nullptr if there is none.
+template <bool spawn_records>
+G* take_free(P* p) noexcept {
+  if (p == nullptr) {
+    lock_guard lk(sched.gfree_lock);
+    global_free global = global_free_of<spawn_records>();
+    return global.n > 0 ? global.arr[--global.n] : nullptr;
+  }
+  G** local = spawn_records ? p->gfree : p->sgfree;  // folded at compile time
+  int& nlocal = spawn_records ? p->ngfree : p->nsgfree;
   if (nlocal == 0) {
     lock_guard lk(sched.gfree_lock);
-    G** global = spawn_records ? sched.gfree : sched.sgfree;
-    std::size_t& nglobal = spawn_records ? sched.ngfree : sched.nsgfree;
-    const std::size_t n = std::min<std::size_t>(nglobal, P::gfree_capacity / 2);
-    nglobal -= n;
-    std::copy(global + nglobal, global + nglobal + n, local);
+    global_free global = global_free_of<spawn_records>();
+    const std::size_t n = std::min<std::size_t>(global.n, P::gfree_capacity / 2);
+    global.n -= n;
+    std::copy(global.arr + global.n, global.arr + global.n + n, local);
     nlocal = static_cast<int>(n);
   }
   if (nlocal == 0) return nullptr;
@@ -913,12 +929,7 @@ G* take_free(G** local, int& nlocal, bool spawn_records) noexcept {
 // A free spawn record: from p's cache, the global array, or a new chunk (the
 // one step that may throw std::bad_alloc).
 G* spawn_rec_get(P* p) {
-  if (p != nullptr) {
-    if (G* rec = take_free(p->gfree, p->ngfree, true)) return rec;
-  } else {
-    lock_guard lk(sched.gfree_lock);
-    if (sched.ngfree > 0) return sched.gfree[--sched.ngfree];
-  }
+  if (G* rec = take_free<true>(p)) return rec;
   {
     lock_guard lk(sched.allgs_lock);
     if (!sched.gchunks.empty() && sched.gchunk_used < g_chunk_size)
@@ -991,11 +1002,8 @@ G* started_g_get(P* p, std::size_t size_class) noexcept {
       sched.gfree_other[shift] = g->free_next;
       g->free_next = nullptr;
     }
-  } else if (p != nullptr) {
-    g = take_free(p->sgfree, p->nsgfree, false);
   } else {
-    lock_guard lk(sched.gfree_lock);
-    if (sched.nsgfree > 0) g = sched.sgfree[--sched.nsgfree];
+    g = take_free<false>(p);
   }
   if (g == nullptr) g = new_started_g(p, size_class);
   if (g == nullptr) fatal_plain("runtime: out of memory: cannot allocate a goroutine stack");
