@@ -16,6 +16,7 @@
 #include <any>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -80,19 +81,21 @@ template <class H>
   return eventually([&] { return queued(h, true) == n; });
 }
 
-/// P(X < lo) + P(X > hi) for X ~ Binomial(n, 1/2): the chance that a fair
-/// choice made n times picks one side fewer than lo or more than hi times.
-/// Summed term by term in long double.
-double fair_coin_outside(int n, int lo, int hi) {
+/// P(X < lo) + P(X > hi) for X ~ Binomial(n, p): the chance that a choice
+/// with probability p, made n times, is made fewer than lo or more than hi
+/// times. Summed term by term in long double.
+double binomial_outside(int n, long double p, int lo, int hi) {
   long double total = 0;
-  const long double log_all = n * std::log(2.0L);
   for (int k = 0; k <= n; ++k) {
     if (k >= lo && k <= hi) continue;
-    total += std::exp(std::lgamma(n + 1.0L) - std::lgamma(k + 1.0L) - std::lgamma(n - k + 1.0L) -
-                      log_all);
+    total += std::exp(std::lgamma(n + 1.0L) - std::lgamma(k + 1.0L) - std::lgamma(n - k + 1.0L) +
+                      k * std::log(p) + (n - k) * std::log1p(-p));
   }
   return static_cast<double>(total);
 }
+
+/// The same for a fair coin: one side fewer than lo or more than hi times.
+double fair_coin_outside(int n, int lo, int hi) { return binomial_outside(n, 0.5L, lo, hi); }
 
 /// Counts live instances; notices double destruction. No default constructor.
 struct tracked {
@@ -190,6 +193,64 @@ TEST_P(select_procs, go_test_select_fairness) {
     }
     EXPECT_GE(k1, lo) << "unfair dynamic select";
     EXPECT_LE(k1, hi) << "unfair dynamic select";
+  });
+}
+
+// Uniform choice whichever cases are ready: for selects of 2 to 5 receive
+// cases and every set of at least two ready ones (the others on channels
+// with nothing to receive), each ready case must be chosen in 2/3..4/3 of
+// its expected share of 2000 selects. Small selects take their poll order
+// from a table of all orders, larger ones from a Fisher-Yates shuffle (5
+// cases); a table missing or repeating an order fails here. Fair failure
+// chance, summed over every check: computed below.
+TEST_P(select_procs, every_ready_case_is_equally_likely_whichever_cases_are_ready) {
+  run_in(procs(), [] {
+    constexpr int trials = 2000;
+    constexpr int max_cases = 5;
+    const auto band = [](int ready) {
+      const int share = trials / ready;
+      return std::pair{share * 2 / 3, share * 4 / 3};
+    };
+    double p_fail = 0;
+    for (int n = 2; n <= max_cases; ++n) {
+      for (unsigned mask = 0; mask < (1u << n); ++mask) {
+        const int ready = std::popcount(mask);
+        if (ready < 2) continue;
+        const auto [lo, hi] = band(ready);
+        p_fail += ready * binomial_outside(trials, 1.0L / ready, lo, hi);
+      }
+    }
+    ASSERT_LT(p_fail, 1e-9) << "the test's own bound";
+
+    for (int n = 2; n <= max_cases; ++n) {
+      for (unsigned mask = 0; mask < (1u << n); ++mask) {
+        const int ready = std::popcount(mask);
+        if (ready < 2) continue;
+        std::vector<goro::chan<int>> chans;
+        std::vector<select_case> cases;
+        for (int i = 0; i < n; ++i) {
+          const bool is_ready = ((mask >> i) & 1u) != 0;
+          chans.push_back(is_ready ? make_chan<int>(1) : make_chan<int>());
+          if (is_ready) chans.back().send(i);
+          cases.push_back(select_case::recv(chans.back()));
+        }
+        std::array<int, max_cases> chosen{};
+        for (int t = 0; t < trials; ++t) {
+          const std::size_t i = goro::select(cases);
+          ++chosen[i];
+          chans[i].send(static_cast<int>(i));  // ready again
+        }
+        const auto [lo, hi] = band(ready);
+        for (int i = 0; i < n; ++i) {
+          if (((mask >> i) & 1u) == 0) {
+            EXPECT_EQ(chosen[i], 0) << n << " cases, mask " << mask << ": case " << i;
+          } else {
+            EXPECT_GE(chosen[i], lo) << n << " cases, mask " << mask << ": case " << i;
+            EXPECT_LE(chosen[i], hi) << n << " cases, mask " << mask << ": case " << i;
+          }
+        }
+      }
+    }
   });
 }
 

@@ -1,7 +1,8 @@
 // select (Go's selectgo, runtime/select.go).
 //
 // Protocol:
-//  1. Shuffle the non-nil cases into a random poll order; sort them by
+//  1. Shuffle the non-nil cases into a random poll order (2 to 4 cases, none
+//     nil: one of all their orders, from a table); sort them by
 //     channel address into the lock order; lock every distinct channel in
 //     that order (address order: two selects can never deadlock).
 //  2. Poll the cases in poll order; the first that can proceed does, and
@@ -22,6 +23,7 @@
 // happen under the channel lock, or through the waiter record between a
 // wake (release) and the return from park (acquire).
 #include <algorithm>
+#include <array>
 #include <new>
 #include <stdexcept>
 
@@ -104,6 +106,45 @@ select_result finish_poll(const poll_outcome& o, std::uint32_t k) {
   return {static_cast<std::ptrdiff_t>(k), o.kind == poll_outcome::done};
 }
 
+// Every order of k cases (k = 2, 3, 4), two bits per position (the first
+// case to poll in the low bits), in lexicographic order: a small select takes
+// its poll order from one draw instead of a Fisher-Yates pass, whose chain of
+// dependent loads and stores (each step reads the entry the one before wrote)
+// the fast path would wait for.
+constexpr std::size_t max_table_cases = 4;
+
+template <std::size_t K>
+constexpr auto make_orders() {
+  constexpr std::size_t count = K == 2 ? 2 : K == 3 ? 6 : 24;
+  std::array<std::uint8_t, count> out{};
+  std::array<std::uint8_t, K> p{};
+  for (std::size_t i = 0; i < K; ++i) p[i] = static_cast<std::uint8_t>(i);
+  std::size_t at = 0;
+  do {
+    unsigned packed = 0;
+    for (std::size_t i = 0; i < K; ++i) packed |= unsigned{p[i]} << (2 * i);
+    out[at++] = static_cast<std::uint8_t>(packed);
+  } while (std::next_permutation(p.begin(), p.end()));
+  return out;
+}
+constexpr auto orders2 = make_orders<2>();
+constexpr auto orders3 = make_orders<3>();
+constexpr auto orders4 = make_orders<4>();
+static_assert(orders2[1] == 0b0001 && orders3[5] == 0b000110 && orders4[23] == 0b00011011,
+              "the last order of each table is the reversed one");
+
+// Draws one of the k! orders of cases 0..k-1 (2 <= k <= 4) uniformly (up to
+// Lemire's bias of k!/2^32), writes it to slots[0..k).poll_order for the
+// locked poll and returns it packed, for the fast path to read from a
+// register rather than wait for those stores.
+inline unsigned table_order(select_slot* slots, std::size_t k, std::uint32_t r) noexcept {
+  const std::uint8_t* table = k == 2 ? orders2.data() : k == 3 ? orders3.data() : orders4.data();
+  const std::size_t count = k == 2 ? orders2.size() : k == 3 ? orders3.size() : orders4.size();
+  const unsigned packed = table[(std::uint64_t{r} * count) >> 32];
+  for (std::size_t i = 0; i < k; ++i) slots[i].poll_order = (packed >> (2 * i)) & 3u;
+  return packed;
+}
+
 chan_waiter* waiter_at(select_slot* slots, std::size_t i) {
   return std::launder(reinterpret_cast<chan_waiter*>(slots[i].waiter));
 }
@@ -118,13 +159,21 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
   // reduction): no division, no call per case.
   std::uint32_t r = cheap_rand();
   std::size_t live = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (cases[i].c == nullptr) continue;
-    const auto j = static_cast<std::size_t>((std::uint64_t{r} * (live + 1)) >> 32);
-    r = r * 1664525u + 1013904223u;
-    slots[live].poll_order = slots[j].poll_order;
-    slots[j].poll_order = static_cast<std::uint32_t>(i);
-    ++live;
+  bool none_nil = n >= 2 && n <= max_table_cases;
+  for (std::size_t i = 0; i < n && none_nil; ++i) none_nil = cases[i].c != nullptr;
+  unsigned packed_order = 0;
+  if (none_nil) {
+    packed_order = table_order(slots, n, r);
+    live = n;
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (cases[i].c == nullptr) continue;
+      const auto j = static_cast<std::size_t>((std::uint64_t{r} * (live + 1)) >> 32);
+      r = r * 1664525u + 1013904223u;
+      slots[live].poll_order = slots[j].poll_order;
+      slots[j].poll_order = static_cast<std::uint32_t>(i);
+      ++live;
+    }
   }
   if (live == 0) {
     if (has_default) return {select_chose_default, false};
@@ -137,7 +186,8 @@ select_result select_impl(const select_case_rec* cases, select_slot* slots, std:
   // that completes is what the locked poll would pick; default and parking
   // are decided only by the locked poll below.
   for (std::size_t i = 0; i < live; ++i) {
-    const std::uint32_t k = slots[i].poll_order;
+    const std::uint32_t k = none_nil ? packed_order & 3u : slots[i].poll_order;
+    packed_order >>= 2;
     const select_case_rec& cs = cases[k];
     chan_core* c = cs.c;
     if (c->cap == 0) break;  // readiness lives in the wait queues
