@@ -1195,12 +1195,13 @@ void stopm(M* m, std::int64_t until) noexcept {
 constexpr std::int64_t idle_spin_ns = 10'000;
 
 // Watches, without taking anything, for work that steal_work or the global
-// queue would find, or a timer falling due, until `until`. True if some
+// queue would find, or a timer falling due, for idle_spin_ns. True if some
 // showed up (the caller looks again); false if the time ran out. Reads only
 // counters (relaxed: a stale value costs at most one more lap or one more
 // pass of find_runnable, whose own checks are the ordered ones); a victim's
 // runnext is left for steal_work's patient path, which runs after.
-bool idle_spin(P* p, std::int64_t until) noexcept {
+bool idle_spin(P* p) noexcept {
+  const std::int64_t until = nanotime() + idle_spin_ns;
   const std::int64_t timer_at = earliest_timer();
   const int n = sched.nallp.load(std::memory_order_acquire);
   for (;;) {
@@ -1221,7 +1222,7 @@ bool idle_spin(P* p, std::int64_t until) noexcept {
 
 // Blocks until there is a goroutine to run; nullptr once the runtime stops.
 G* find_runnable(M* m) noexcept {
-  std::int64_t spin_until = 0;
+  bool watched = false;  // idle_spin runs once per call
   for (;;) {
     if (sched.stopping.load(std::memory_order_acquire)) return nullptr;
     P* p = m->p;
@@ -1265,9 +1266,9 @@ G* find_runnable(M* m) noexcept {
       if (G* g = steal_work(m, p)) return g;
     }
     if (run_all_timers(nanotime())) continue;
-    if (m->spinning && spin_until == 0) {
-      spin_until = nanotime() + idle_spin_ns;
-      if (idle_spin(p, spin_until)) continue;
+    if (m->spinning && !watched) {
+      watched = true;
+      if (idle_spin(p)) continue;
     }
 
     // Nothing to do: give up the P.
