@@ -1015,17 +1015,21 @@ TEST_P(chan_procs, close_wakes_every_blocked_sender) {
       goro::wait_group done;
       done.add(gs + ts);
       auto blocked_send = [&](int i, bool timed) {
-        tracked t(i);
-        try {
-          if (timed) {
-            (void)c.send_for(std::move(t), 1h);
-          } else {
-            c.send(std::move(t));
+        {
+          // Gone before done.done(): the count of live values is checked
+          // after done.wait().
+          tracked t(i);
+          try {
+            if (timed) {
+              (void)c.send_for(std::move(t), 1h);
+            } else {
+              c.send(std::move(t));
+            }
+          } catch (const goro::panic_error& e) {
+            if (std::string(e.what()) == "send on closed channel") panicked.fetch_add(1);
           }
-        } catch (const goro::panic_error& e) {
-          if (std::string(e.what()) == "send on closed channel") panicked.fetch_add(1);
+          if (t.value != i) disturbed.fetch_add(1);
         }
-        if (t.value != i) disturbed.fetch_add(1);
         finished.fetch_add(1);
         done.done();
       };
