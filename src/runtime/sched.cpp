@@ -1195,8 +1195,10 @@ void stopm(M* m, std::int64_t until) noexcept {
 // P they share, where each would otherwise be woken on another thread.
 // select2 made 1,400-2,500 futex calls per million operations without the
 // watch, 70-80 with it; with the watch ending on other Ps' queued work it
-// ran 0.89x (9 rounds), with the watch as it is 0.85x of that (7 rounds) and
-// mutex no slower (before, 1.03-1.08x). The price: at most idle_spin_ns of
+// ran 0.89x (9 rounds), with the watch as it is 0.85x of that (7 rounds).
+// mutex: 1.03-1.08x with the first form; 1.006x against that first form and
+// 1.042x against no watch at all with this one (7 rounds each; mutex's
+// rounds scatter by 0.7-1.3 on these machines). The price: at most idle_spin_ns of
 // CPU per idle spell of an M, and work queued on a busy P meanwhile waits
 // as long before it is stolen. An idle runtime still sleeps.
 constexpr std::int64_t idle_spin_ns = 10'000;
